@@ -1,0 +1,428 @@
+package chain
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Validator is the hook through which the trust work checks every batch
+// before it is appended. It is called with the chain's append lock held,
+// in append order, after the structural checks, the duplicate check and
+// the expected-offset condition have passed, so it sees batches exactly in
+// the order they will be stored. It must be quick and must not block on I/O.
+// To refuse a batch it returns a *RejectError naming the failing event; any
+// other error refuses the batch as a whole. A nil Validator accepts all.
+type Validator interface {
+	Validate(key Key, w *Writer, events []Event) error
+}
+
+// Writer is the append state of one writer: one channel of one connection.
+// Pipelined batches of a writer commit in the order they were given to
+// [Chain.Append]; once one of them fails, every later one fails with
+// CodeAborted until [Writer.Reset], so a writer's order is never broken.
+// A Writer is safe for concurrent use; the zero value is not usable, call
+// [NewWriter].
+type Writer struct {
+	Owner *Owner // the connection; lock owner and (later) proven keys
+
+	failed atomic.Pointer[writerFailure]
+}
+
+type writerFailure struct {
+	seq    uint64 // the writer's sequence number of the failed batch
+	reason string
+}
+
+// NewWriter returns a Writer owned by o.
+func NewWriter(o *Owner) *Writer { return &Writer{Owner: o} }
+
+// Failed reports whether a batch of w has failed since the last Reset.
+func (w *Writer) Failed() bool { return w.failed.Load() != nil }
+
+// Reset clears w's failure so that later batches are accepted again. The
+// caller decides when the client has seen the failure (netio does so when
+// the client asks for it).
+func (w *Writer) Reset() { w.failed.Store(nil) }
+
+func (w *Writer) fail(seq uint64, reason string) {
+	w.failed.CompareAndSwap(nil, &writerFailure{seq: seq, reason: reason})
+}
+
+// Owner identifies a connection: it owns locks and writers. Compare owners
+// by pointer. The zero value is ready to use.
+type Owner struct {
+	// Name is used in log lines only (for example the remote address).
+	Name string
+}
+
+// AppendRequest is one batch to append.
+type AppendRequest struct {
+	// Events are encoded events (proto's canonical encoding). They are
+	// read during Append and copied by the log; the caller may reuse them
+	// once Append returns.
+	Events [][]byte
+	// Expect, when HasExpect is set, is the offset the caller expects the
+	// batch's first event to get; if the chain's next offset differs the
+	// batch is refused with CodeConflict and the current next offset.
+	Expect    uint64
+	HasExpect bool
+	// Seq is the writer's sequence number for this batch (for example the
+	// commit id); it only appears in the reason of later aborted batches.
+	Seq uint64
+}
+
+// Result is the outcome of one [Chain.Append]. If Err is nil the batch's
+// events have offsets First, First+1, ... First+Count-1 and are durable.
+type Result struct {
+	First     uint64
+	Count     int
+	Duplicate bool // the batch was a retry of stored events: First is their original offset
+	Err       *CommitError
+}
+
+// batch is an appended batch that is not durable yet.
+type batch struct {
+	first   uint64
+	n       int
+	waiters []func(error) // duplicate retries and barriers waiting for this batch
+}
+
+// Chain is one open chain: its log, its write path, its subscribers'
+// source and its locks. Chains are obtained from a [Registry]; all methods
+// are safe for concurrent use.
+type Chain struct {
+	key Key
+	dir string
+	log Log
+	cfg *Config
+
+	// mu serializes appends: validation under the lock, dedup window,
+	// condition, offset assignment. Lock order: mu, then pmu.
+	mu     sync.Mutex
+	next   uint64 // next offset the log will assign
+	dedup  dedupWindow
+	closed bool
+
+	// pmu guards the in-flight batches and the poisoned state. It is never
+	// held while calling into the log, so the log's done callbacks (which
+	// take it) cannot deadlock with an AppendAsync that waits for the log.
+	pmu      sync.Mutex
+	pending  []*batch // in offset order
+	poisoned error
+	inflight sync.WaitGroup
+
+	lockMu sync.Mutex
+	locks  map[uint64]*Owner
+	users  map[*Owner]int // handles per owner, to release locks when the last one goes
+
+	subs atomic.Int64 // open subscriptions, for stats
+}
+
+func openChain(key Key, dir string, log Log, cfg *Config) (*Chain, error) {
+	c := &Chain{
+		key:   key,
+		dir:   dir,
+		log:   log,
+		cfg:   cfg,
+		next:  log.Head(),
+		locks: make(map[uint64]*Owner),
+		users: make(map[*Owner]int),
+	}
+	c.dedup.init(cfg.DedupWindow)
+	if err := c.loadDedup(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// loadDedup fills the duplicate window from the last DedupWindow stored
+// events, so that a retry after a server restart is still recognised.
+func (c *Chain) loadDedup() error {
+	head := c.next
+	from := uint64(0)
+	if w := uint64(c.cfg.DedupWindow); head > w {
+		from = head - w
+	}
+	if from == head {
+		return nil
+	}
+	cur, err := c.log.NewCursor(from)
+	if err != nil {
+		return fmt.Errorf("chain %s: read dedup window: %w", c.key, err)
+	}
+	defer cur.Close()
+	buf := make([]Record, 0, 256)
+	skipped := 0
+	for {
+		recs, err := cur.Next(buf, 1<<20)
+		if err != nil {
+			return fmt.Errorf("chain %s: read dedup window: %w", c.key, err)
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			ev, err := inspect(r.Payload)
+			if err != nil {
+				skipped++
+				continue
+			}
+			c.dedup.add(ev.Hash, r.Offset)
+		}
+		if recs[len(recs)-1].Offset+1 >= head {
+			break
+		}
+	}
+	if skipped > 0 {
+		c.cfg.Logger.Warn("stored events that do not decode were left out of the duplicate window",
+			"chain", c.key.String(), "count", skipped)
+	}
+	return nil
+}
+
+// Key returns the chain's key.
+func (c *Chain) Key() Key { return c.key }
+
+// Dir returns the directory that holds the chain's log.
+func (c *Chain) Dir() string { return c.dir }
+
+// Head returns the next offset to be acknowledged: every event below it is
+// durable and visible to subscribers.
+func (c *Chain) Head() uint64 { return c.log.Head() }
+
+// Err returns the error that poisoned the chain's log, or nil.
+func (c *Chain) Err() error {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	return c.poisoned
+}
+
+// Append validates req and appends it as one atomic batch. done is called
+// exactly once with the outcome: either before Append returns (refusals,
+// retries of durable events), or later from the log's goroutine once the
+// batch is durable or has failed. done must not block. Batches given to
+// Append one after the other by the same goroutine get increasing offsets
+// and complete in that order.
+func (c *Chain) Append(w *Writer, req AppendRequest, done func(Result)) {
+	if f := w.failed.Load(); f != nil {
+		done(Result{Err: &CommitError{Code: CodeAborted, Index: -1, Head: c.nextOffset(),
+			Reason: fmt.Sprintf("an earlier batch (%d) of this writer failed: %s", f.seq, f.reason)}})
+		return
+	}
+	res, wait, queued := c.append(w, req, done)
+	switch {
+	case queued:
+		// c.committed reports the result.
+	case res.Err != nil:
+		w.fail(req.Seq, res.Err.Reason)
+		done(res)
+	case wait >= 0:
+		c.waitFor(uint64(wait), res, w, req.Seq, done)
+	default:
+		done(res)
+	}
+}
+
+func (c *Chain) nextOffset() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.next
+}
+
+// append checks req and, if it passes, hands it to the log. It returns a
+// final result (wait < 0, !queued), a result to deliver once every offset
+// below wait is durable (wait >= 0), or queued when the batch is in the log
+// and its done callback will report.
+func (c *Chain) append(w *Writer, req AppendRequest, done func(Result)) (res Result, wait int64, queued bool) {
+	refuse := func(code Code, index int, head uint64, reason string) (Result, int64, bool) {
+		return Result{Err: &CommitError{Code: code, Index: index, Head: head, Reason: reason}}, -1, false
+	}
+	if len(req.Events) > c.cfg.MaxBatchEvents {
+		return refuse(CodeTooLarge, -1, 0, fmt.Sprintf("batch of %d events, at most %d allowed", len(req.Events), c.cfg.MaxBatchEvents))
+	}
+	events := make([]Event, len(req.Events))
+	limit := c.cfg.Now().Add(c.cfg.MaxClockSkew)
+	size := 0
+	for i, p := range req.Events {
+		size += len(p)
+		ev, err := inspect(p)
+		if err != nil {
+			return refuse(CodeInvalid, i, 0, err.Error())
+		}
+		if ev.HasTime && ev.Time.After(limit) {
+			return refuse(CodeFuture, i, 0, fmt.Sprintf("client timestamp %s is more than %s ahead of the server clock",
+				ev.Time.UTC().Format(time.RFC3339Nano), c.cfg.MaxClockSkew))
+		}
+		for j := range i {
+			if events[j].Hash == ev.Hash {
+				return refuse(CodeDuplicate, i, 0, fmt.Sprintf("same event as event %d of the batch", j))
+			}
+		}
+		events[i] = ev
+	}
+	if size > c.cfg.MaxBatchBytes {
+		return refuse(CodeTooLarge, -1, 0, fmt.Sprintf("batch of %d bytes, at most %d allowed", size, c.cfg.MaxBatchBytes))
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return refuse(CodeClosed, -1, c.next, "chain is closing")
+	}
+	if err := c.Err(); err != nil {
+		return refuse(CodeStorage, -1, c.next, "log failed: "+err.Error())
+	}
+	// A batch whose every event is already stored, at consecutive offsets
+	// in the same order, is a retry: answer with the original offsets once
+	// they are durable. A batch mixing stored and new events is refused.
+	if len(events) > 0 {
+		first, firstDup, exact := uint64(0), -1, true
+		for i, ev := range events {
+			off, ok := c.dedup.lookup(ev.Hash)
+			if !ok {
+				exact = false
+				continue
+			}
+			if firstDup < 0 {
+				firstDup = i
+				first = off - uint64(i)
+			}
+			if i < firstDup || off != first+uint64(i) {
+				exact = false
+			}
+		}
+		switch {
+		case firstDup == 0 && exact:
+			return Result{First: first, Count: len(events), Duplicate: true}, int64(first + uint64(len(events))), false
+		case firstDup >= 0:
+			off, _ := c.dedup.lookup(events[firstDup].Hash)
+			return refuse(CodeDuplicate, firstDup, c.next, fmt.Sprintf(
+				"event already stored at offset %d (a batch must be entirely new or an exact retry)", off))
+		}
+	}
+	if req.HasExpect && req.Expect != c.next {
+		return refuse(CodeConflict, -1, c.next, fmt.Sprintf(
+			"expected next offset %d but the chain's next offset is %d", req.Expect, c.next))
+	}
+	if c.cfg.Validator != nil {
+		if err := c.cfg.Validator.Validate(c.key, w, events); err != nil {
+			if re, ok := errors.AsType[*RejectError](err); ok {
+				return refuse(CodeRejected, re.Index, c.next, re.Reason)
+			}
+			return refuse(CodeRejected, -1, c.next, err.Error())
+		}
+	}
+	if len(events) == 0 {
+		// A barrier: confirmed once everything appended before it is durable.
+		return Result{First: c.next}, int64(c.next), false
+	}
+
+	b := &batch{first: c.next, n: len(events)}
+	seq := req.Seq
+	b.waiters = []func(error){func(err error) {
+		if err != nil {
+			w.fail(seq, "log failed: "+err.Error())
+			done(Result{Err: &CommitError{Code: CodeStorage, Index: -1, Head: b.first, Reason: "log failed: " + err.Error()}})
+			return
+		}
+		done(Result{First: b.first, Count: b.n})
+	}}
+	payloads := make([][]byte, len(events))
+	for i := range events {
+		payloads[i] = events[i].Payload
+	}
+	c.pmu.Lock()
+	c.pending = append(c.pending, b)
+	c.pmu.Unlock()
+	c.inflight.Add(1)
+	first, err := c.log.AppendAsync(payloads, func(first uint64, err error) { c.committed(b, first, err) })
+	if err != nil {
+		c.inflight.Done()
+		c.pmu.Lock()
+		c.removePendingLocked(b)
+		if c.poisoned == nil {
+			c.poisoned = err
+		}
+		c.pmu.Unlock()
+		return refuse(CodeStorage, -1, c.next, "log failed: "+err.Error())
+	}
+	if first != b.first {
+		// Someone else appended to this log: offsets can no longer be
+		// predicted, so stop accepting rather than confirm wrong ones.
+		c.pmu.Lock()
+		b.first = first
+		if c.poisoned == nil {
+			c.poisoned = fmt.Errorf("log assigned offset %d where the chain expected %d", first, c.next)
+		}
+		c.pmu.Unlock()
+		c.cfg.Logger.Error("log offsets diverged from the chain's", "chain", c.key.String(), "got", first, "want", c.next)
+	}
+	for i := range events {
+		c.dedup.add(events[i].Hash, first+uint64(i))
+	}
+	c.next = first + uint64(len(events))
+	return Result{}, -1, true
+}
+
+// committed is the log's done callback for b.
+func (c *Chain) committed(b *batch, first uint64, err error) {
+	c.pmu.Lock()
+	if err != nil && c.poisoned == nil {
+		c.poisoned = err
+	}
+	if err == nil && first != b.first && c.poisoned == nil {
+		c.poisoned = fmt.Errorf("log confirmed offset %d where the chain expected %d", first, b.first)
+	}
+	c.removePendingLocked(b)
+	waiters := b.waiters
+	b.waiters = nil
+	c.pmu.Unlock()
+	if err != nil {
+		c.cfg.Logger.Error("append failed; the chain accepts no more writes", "chain", c.key.String(), "err", err)
+	}
+	for _, f := range waiters {
+		f(err)
+	}
+	c.inflight.Done()
+}
+
+func (c *Chain) removePendingLocked(b *batch) {
+	for i, p := range c.pending {
+		if p == b {
+			c.pending = append(c.pending[:i], c.pending[i+1:]...)
+			return
+		}
+	}
+}
+
+// waitFor delivers res once every offset below end is durable.
+func (c *Chain) waitFor(end uint64, res Result, w *Writer, seq uint64, done func(Result)) {
+	deliver := func(err error) {
+		if err != nil {
+			w.fail(seq, "log failed: "+err.Error())
+			done(Result{Err: &CommitError{Code: CodeStorage, Index: -1, Head: end, Reason: "log failed: " + err.Error()}})
+			return
+		}
+		done(res)
+	}
+	c.pmu.Lock()
+	if c.poisoned != nil {
+		err := c.poisoned
+		c.pmu.Unlock()
+		deliver(err)
+		return
+	}
+	// The batch holding offset end-1, if it is still in flight.
+	for _, b := range c.pending {
+		if end > b.first && end <= b.first+uint64(b.n) {
+			b.waiters = append(b.waiters, deliver)
+			c.pmu.Unlock()
+			return
+		}
+	}
+	c.pmu.Unlock()
+	deliver(nil)
+}
