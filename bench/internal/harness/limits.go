@@ -199,3 +199,19 @@ func fill(b []byte, seed uint64) {
 		b[i] = byte(x)
 	}
 }
+
+// LimitsWorkload is the workload name of the result line that carries the limits.
+const LimitsWorkload = "limits"
+
+// LimitsResult wraps l as a result line (workload "limits", the figures
+// in Extra) so that scripts find the limits beside the results they scale.
+func LimitsResult(system string, l *Limits) Result {
+	r := Result{System: system, Workload: LimitsWorkload, Note: "files in " + l.Dir}
+	r.SetExtra("fsync4k_per_s", l.Fsync4KPerSec)
+	r.SetExtra("fsync4k_p50_us", l.Fsync4KP50US)
+	r.SetExtra("write1m_gb_per_s", l.Write1MGBps)
+	r.SetExtra("loopback_gb_per_s", l.LoopbackGBps)
+	r.SetExtra("aes128gcm_gb_per_s", l.AESGCMGBps)
+	r.SetExtra("mlkem768_kex_per_s", l.KEM768PerSec)
+	return r
+}

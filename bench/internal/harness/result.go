@@ -8,7 +8,9 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -210,8 +212,10 @@ func fmtLimit(l LimitRatio) string {
 	return fmt.Sprintf("%.1f%% %s", l.Ratio*100, l.Name)
 }
 
-// WriteTable prints results as an aligned, human-readable table.
+// WriteTable prints results as an aligned, human-readable table. Limits
+// lines (workload "limits") are left out: [WriteLimits] prints them.
 func WriteTable(w io.Writer, results []Result) error {
+	results = slices.DeleteFunc(slices.Clone(results), func(r Result) bool { return r.Workload == LimitsWorkload })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "system\tworkload\tsize\tprod\twin\tsync\tevents/s\tMB/s\tp50\tp99\tp99.9\tcpu cli\tcpu srv\tvs limit\t")
 	for _, r := range results {
@@ -258,7 +262,7 @@ func WriteTable(w io.Writer, results []Result) error {
 		sort.Strings(keys)
 		var b strings.Builder
 		for _, k := range keys {
-			fmt.Fprintf(&b, " %s=%g", k, r.Extra[k])
+			fmt.Fprintf(&b, " %s=%s", k, fmtExtra(r.Extra[k]))
 		}
 		if r.Note != "" {
 			fmt.Fprintf(&b, " (%s)", r.Note)
@@ -266,4 +270,12 @@ func WriteTable(w io.Writer, results []Result) error {
 		fmt.Fprintf(w, "  %s %s:%s\n", r.System, r.Label(), b.String())
 	}
 	return nil
+}
+
+// fmtExtra prints v without exponent and without needless decimals.
+func fmtExtra(v float64) string {
+	if math.Abs(v) >= 1000 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
 }

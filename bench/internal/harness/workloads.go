@@ -684,6 +684,9 @@ func RunFanout(ctx context.Context, env *Env, p Params) Result {
 	r.SetExtra("offered_rate", float64(p.Rate))
 	r.SetExtra("produced_per_s", float64(confirmed.Load())/sendTime.Seconds())
 	r.SetExtra("delivered_before_confirm", float64(early))
+	if produced := float64(confirmed.Load()) / sendTime.Seconds(); produced < 0.95*float64(p.Rate) {
+		r.Note = fmt.Sprintf("the producer reached only %.0f of the %d events/s offered", produced, p.Rate)
+	}
 	switch {
 	case werr != nil:
 		r.Error = werr.Error()

@@ -2,6 +2,8 @@ package harness
 
 import (
 	"context"
+	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -156,5 +158,40 @@ func TestRunFanoutDetectsDisorder(t *testing.T) {
 	r := RunFanout(context.Background(), testEnv(&fakeDriver{reorder: true}), p)
 	if r.Error == "" {
 		t.Errorf("reordered delivery was not reported")
+	}
+}
+
+func TestOptions(t *testing.T) {
+	var o Options
+	fs := NewFlagSet("t", &o, "always", "sync mode")
+	names, err := o.Parse(fs, []string{"sync1", "-count", "500", "replay", "-smoke", "-size", "64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 2 || names[0] != "sync1" || names[1] != "replay" {
+		t.Fatalf("names %v", names)
+	}
+	p := o.Apply(Sync1, Defaults[Sync1])
+	if p.Count != 500 || p.DurationS != 0 || p.EventSize != 64 || p.Producers != 1 || p.Sync != "always" {
+		t.Errorf("sync1 params %+v", p)
+	}
+	var o2 Options
+	fs = NewFlagSet("t", &o2, "always", "sync mode")
+	if _, err := o2.Parse(fs, []string{"sync1", "-size", "4"}); !errors.Is(err, ErrUsage) {
+		t.Errorf("size 4: error %v, want ErrUsage", err)
+	}
+	var o3 Options
+	fs = NewFlagSet("t", &o3, "always", "sync mode")
+	fs.SetOutput(io.Discard)
+	if _, err := o3.Parse(fs, []string{"-smoke"}); !errors.Is(err, ErrUsage) {
+		t.Errorf("no workload: error %v, want ErrUsage", err)
+	}
+	var o4 Options
+	fs = NewFlagSet("t", &o4, "always", "sync mode")
+	if _, err := o4.Parse(fs, []string{"fanout", "-smoke"}); err != nil {
+		t.Fatal(err)
+	}
+	if p := o4.Apply(Fanout, Defaults[Fanout]); p.DurationS != 1 || p.Rate != 10000 || p.Subscribers != 16 {
+		t.Errorf("smoke fanout params %+v", p)
 	}
 }
