@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/atedb/atedb/proto"
 )
 
 // Validator is the hook through which the trust work checks every batch
@@ -165,12 +167,12 @@ func (c *Chain) loadDedup() error {
 			break
 		}
 		for _, r := range recs {
-			ev, err := inspect(r.Payload)
+			h, err := proto.EventHash(r.Payload)
 			if err != nil {
 				skipped++
 				continue
 			}
-			c.dedup.add(ev.Hash, r.Offset)
+			c.dedup.add(h, r.Offset)
 		}
 		if recs[len(recs)-1].Offset+1 >= head {
 			break
@@ -248,20 +250,19 @@ func (c *Chain) append(w *Writer, req AppendRequest, done func(Result)) (res Res
 	size := 0
 	for i, p := range req.Events {
 		size += len(p)
-		ev, err := inspect(p)
-		if err != nil {
+		ev := &events[i]
+		if err := inspect(p, ev); err != nil {
 			return refuse(CodeInvalid, i, 0, err.Error())
 		}
-		if ev.HasTime && ev.Time.After(limit) {
+		if t, ok := ev.Time(); ok && t.After(limit) {
 			return refuse(CodeFuture, i, 0, fmt.Sprintf("client timestamp %s is more than %s ahead of the server clock",
-				ev.Time.UTC().Format(time.RFC3339Nano), c.cfg.MaxClockSkew))
+				t.UTC().Format(time.RFC3339Nano), c.cfg.MaxClockSkew))
 		}
 		for j := range i {
 			if events[j].Hash == ev.Hash {
 				return refuse(CodeDuplicate, i, 0, fmt.Sprintf("same event as event %d of the batch", j))
 			}
 		}
-		events[i] = ev
 	}
 	if size > c.cfg.MaxBatchBytes {
 		return refuse(CodeTooLarge, -1, 0, fmt.Sprintf("batch of %d bytes, at most %d allowed", size, c.cfg.MaxBatchBytes))

@@ -276,6 +276,8 @@ func TestAppendRefusals(t *testing.T) {
 		"too many events":   {chain.AppendRequest{Events: testEvents("m", 6)}, chain.CodeTooLarge, -1},
 		"too many bytes":    {chain.AppendRequest{Events: [][]byte{encodeTestEvent(string(big), time.Time{})}}, chain.CodeTooLarge, -1},
 		"empty event":       {chain.AppendRequest{Events: [][]byte{testEvent("ok"), {}}}, chain.CodeInvalid, 1},
+		"garbage event":     {chain.AppendRequest{Events: [][]byte{{0x05, 0x07, 0xff}}}, chain.CodeInvalid, 0},
+		"future timestamp":  {chain.AppendRequest{Events: [][]byte{testEvent("ok2"), encodeTestEvent("f", time.Now().Add(3*time.Second))}}, chain.CodeFuture, 1},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -294,8 +296,13 @@ func TestAppendRefusals(t *testing.T) {
 	if h.Head() != 2 {
 		t.Fatalf("Head = %d after refusals, want 2 (nothing stored)", h.Head())
 	}
+	// A timestamp a little ahead (within the 2 s tolerance) or in the past is fine.
+	if res := appendWait(t, h, chain.NewWriter(h.Owner()), chain.AppendRequest{Events: [][]byte{
+		encodeTestEvent("soon", time.Now().Add(time.Second)), encodeTestEvent("past", time.Now().Add(-time.Hour))}}); res.Err != nil {
+		t.Fatalf("timestamps within tolerance refused: %v", res.Err)
+	}
 	// The condition that holds is accepted.
-	if res := appendWait(t, h, chain.NewWriter(h.Owner()), chain.AppendRequest{Events: testEvents("e", 1), HasExpect: true, Expect: 2}); res.Err != nil || res.First != 2 {
+	if res := appendWait(t, h, chain.NewWriter(h.Owner()), chain.AppendRequest{Events: testEvents("e", 1), HasExpect: true, Expect: 4}); res.Err != nil || res.First != 4 {
 		t.Fatalf("matching condition: %+v", res)
 	}
 }
@@ -392,6 +399,9 @@ func TestBarrierWaitsForEarlierBatches(t *testing.T) {
 type rejectSecond struct{}
 
 func (rejectSecond) Validate(_ chain.Key, _ *chain.Writer, events []chain.Event) error {
+	if string(events[0].Meta.Data) != "v-0" {
+		return fmt.Errorf("validator saw data %q, want the decoded event", events[0].Meta.Data)
+	}
 	if len(events) > 1 {
 		return &chain.RejectError{Index: 1, Reason: "no second events today"}
 	}
