@@ -219,7 +219,8 @@ func produce(ctx context.Context, env *Env, stream, label string, p Params, warm
 			prods[i] = pr
 			ev := newEvent(p.EventSize, warmupProducer)
 			for w := range warmup {
-				putHeader(ev, int64(w), warmupProducer)
+				// Unique warm-up events: servers deduplicate identical ones.
+				putHeader(ev, int64(i*warmup+w), warmupProducer)
 				if err := pr.Append(ctx, ev); err != nil {
 					fail(fmt.Errorf("producer %d: warm-up append: %w", i, err))
 					return
