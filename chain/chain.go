@@ -331,9 +331,14 @@ func (c *Chain) append(w *Writer, req AppendRequest, done func(Result)) (res Res
 		}
 		done(Result{First: b.first, Count: b.n})
 	}}
+	// The log reads the payloads until the batch is durable, but they
+	// alias the caller's (reused) read buffer: copy them, into one block.
+	block := make([]byte, 0, size)
 	payloads := make([][]byte, len(events))
 	for i := range events {
-		payloads[i] = events[i].Payload
+		start := len(block)
+		block = append(block, events[i].Payload...)
+		payloads[i] = block[start:len(block):len(block)]
 	}
 	c.pmu.Lock()
 	c.pending = append(c.pending, b)
@@ -344,10 +349,16 @@ func (c *Chain) append(w *Writer, req AppendRequest, done func(Result)) (res Res
 		c.inflight.Done()
 		c.pmu.Lock()
 		c.removePendingLocked(b)
-		if c.poisoned == nil {
-			c.poisoned = err
+		poisoned := c.log.Err() != nil
+		if poisoned && c.poisoned == nil {
+			c.poisoned = c.log.Err()
 		}
 		c.pmu.Unlock()
+		if !poisoned {
+			// Refused by the log without harm (a size limit of the log
+			// that the chain's own limits should have caught first).
+			return refuse(CodeStorage, -1, c.next, "log refused the batch: "+err.Error())
+		}
 		return refuse(CodeStorage, -1, c.next, "log failed: "+err.Error())
 	}
 	if first != b.first {
