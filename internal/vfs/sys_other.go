@@ -1,0 +1,13 @@
+//go:build !unix
+
+package vfs
+
+import "os"
+
+func datasync(f *os.File) error { return f.Sync() }
+
+func allocate(f *os.File, size int64) error { return extend(f, size) }
+
+// lockFile is a no-op where flock is unavailable: only one process may open a
+// log directory, and nothing enforces it on these platforms.
+func lockFile(*os.File) error { return nil }

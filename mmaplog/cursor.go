@@ -1,0 +1,208 @@
+package mmaplog
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Cursor reads records in offset order from a position in the log. It never
+// returns a record at or beyond Head, so it never sees unacknowledged data.
+// A Cursor is not safe for concurrent use; use one per reader. It pins the
+// log's memory maps until Close: always close cursors.
+type Cursor struct {
+	l      *Log
+	next   uint64   // offset of the next record to return
+	segi   int      // index of seg in the log's segment list, -1 if unpositioned
+	seg    *segment // segment holding the cursor position
+	data   []byte   // seg's mapping
+	pos    int64    // position of the next record to examine in seg
+	pinned bool
+	closed bool
+}
+
+// NewCursor returns a cursor whose first record is the first one with
+// offset >= from (records below the log's first offset are skipped; an
+// offset at or beyond Head waits for that record to be appended). It returns
+// ErrClosed if the log is closed.
+func (l *Log) NewCursor(from uint64) (*Cursor, error) {
+	if err := l.pin(); err != nil {
+		return nil, err
+	}
+	return &Cursor{l: l, next: from, segi: -1, pinned: true}, nil
+}
+
+func (l *Log) pin() error {
+	l.rmu.Lock()
+	defer l.rmu.Unlock()
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	l.pins++
+	return nil
+}
+
+func (l *Log) unpin() {
+	l.rmu.Lock()
+	defer l.rmu.Unlock()
+	l.pins--
+	if l.pins == 0 && l.closed.Load() {
+		l.unmapAllLocked()
+	}
+}
+
+// Next returns the next records from the cursor position, appended to
+// dst[:0]: at most cap(dst) records (DefaultCursorBatch if cap(dst) is 0),
+// and no more payload bytes than maxBytes (no limit if maxBytes <= 0), but
+// always at least one record when one is available, however large. It never
+// returns a record at or beyond Head.
+//
+// Payloads alias the log's read-only memory map: they must not be written
+// to, and stay valid until the next call to Next or Close on this cursor
+// (in fact until the cursor is closed, but do not rely on more).
+//
+// When the cursor has caught up with Head, Next returns dst[:0] and nil, or
+// the log's error (Err) if the log is poisoned or corrupt, so a tailer that
+// waits on Notify learns that no more records will come. It returns ErrClosed
+// once the log or the cursor is closed, and a *CorruptionError if a record
+// fails its checksum (the cursor then stays at that record).
+func (c *Cursor) Next(dst []Record, maxBytes int) ([]Record, error) {
+	out := dst[:0]
+	if c.closed {
+		return out, ErrClosed
+	}
+	l := c.l
+	if l.closed.Load() {
+		c.release()
+		return out, ErrClosed
+	}
+	h := l.head.Load()
+	if c.next >= h {
+		return out, l.Err()
+	}
+	segs := *l.segs.Load()
+	if c.seg == nil {
+		if err := c.seek(segs, h); err != nil {
+			return out, err
+		}
+	}
+	limit := cap(dst)
+	if limit == 0 {
+		limit = DefaultCursorBatch
+	}
+	total := 0
+	for len(out) < limit && c.next < h {
+		end := c.seg.end.Load()
+		if c.pos >= end {
+			if c.segi+1 >= len(segs) {
+				break // unreachable: segs was loaded after h
+			}
+			if err := c.enter(segs, c.segi+1, segHeaderSize); err != nil {
+				return out, err
+			}
+			continue
+		}
+		hd, size, st := decodeRecord(c.data[:end], c.pos, l.opts.MaxRecordSize)
+		if st != recOK {
+			return out, &CorruptionError{Dir: l.dir, Segment: c.seg.name, Pos: c.pos, Offset: c.next, Reason: st.String()}
+		}
+		if hd.offset < c.next {
+			c.pos += size // seeking: skip records before the start
+			continue
+		}
+		if hd.offset >= h {
+			break
+		}
+		if len(out) > 0 && maxBytes > 0 && total+int(hd.length) > maxBytes {
+			break
+		}
+		p := c.pos + recHeaderSize
+		q := p + int64(hd.length)
+		out = append(out, Record{Offset: hd.offset, Time: hd.time, Payload: c.data[p:q:q]})
+		total += int(hd.length)
+		c.pos += size
+		c.next = hd.offset + 1
+	}
+	return out, nil
+}
+
+// seek positions the cursor at the segment and index entry for c.next.
+func (c *Cursor) seek(segs []*segment, head uint64) error {
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].first > c.next })
+	if i > 0 {
+		i--
+	}
+	return c.enter(segs, i, segs[i].seekOffset(c.next, head))
+}
+
+func (c *Cursor) enter(segs []*segment, i int, pos int64) error {
+	s := segs[i]
+	data, err := s.bytes(c.l.fs, c.l.dir)
+	if err != nil {
+		return fmt.Errorf("mmaplog: read %s: %w", s.name, err)
+	}
+	c.segi, c.seg, c.data, c.pos = i, s, data, pos
+	return nil
+}
+
+// Offset returns the offset the cursor will read next (the one after the
+// last record returned).
+func (c *Cursor) Offset() uint64 { return c.next }
+
+// Close releases the cursor; payloads it returned must no longer be used.
+// Close is idempotent and returns nil.
+func (c *Cursor) Close() error {
+	c.closed = true
+	c.release()
+	return nil
+}
+
+func (c *Cursor) release() {
+	if c.pinned {
+		c.pinned = false
+		c.data = nil
+		c.l.unpin()
+	}
+}
+
+// SeekTime returns the offset of the first acknowledged record whose server
+// time is >= t, or Head if there is none yet. Safe for concurrent use;
+// returns ErrClosed after Close, or an I/O or *CorruptionError while reading
+// the segment.
+func (l *Log) SeekTime(t int64) (uint64, error) {
+	if err := l.pin(); err != nil {
+		return 0, err
+	}
+	defer l.unpin()
+	h := l.head.Load()
+	segs := *l.segs.Load()
+	i := sort.Search(len(segs), func(i int) bool {
+		n, _, _, _, last := segs[i].stats()
+		return n == 0 || last >= t // only the last segment can be empty
+	})
+	if i == len(segs) {
+		return h, nil
+	}
+	s := segs[i]
+	if n, _, _, _, _ := s.stats(); n == 0 {
+		return h, nil
+	}
+	data, err := s.bytes(l.fs, l.dir)
+	if err != nil {
+		return 0, fmt.Errorf("mmaplog: read %s: %w", s.name, err)
+	}
+	end := s.end.Load()
+	for pos := s.seekTime(t, h); pos < end; {
+		hd, size, st := decodeRecord(data[:end], pos, l.opts.MaxRecordSize)
+		if st != recOK {
+			return 0, &CorruptionError{Dir: l.dir, Segment: s.name, Pos: pos, Reason: st.String()}
+		}
+		if hd.offset >= h {
+			break
+		}
+		if hd.time >= t {
+			return hd.offset, nil
+		}
+		pos += size
+	}
+	return h, nil
+}

@@ -1,0 +1,61 @@
+// Package mmaplog is the durable, segmented, append-only log that stores one
+// chain: records of opaque bytes with server-assigned offsets (u64, dense,
+// strictly increasing) and server time stamps, written with group commit and
+// read through read-only memory maps.
+//
+// # Writing
+//
+// Every append goes to one writer goroutine per [Log], which takes all pending
+// batches, writes them with one write call into the active segment and makes
+// them durable with one fdatasync (group commit), then acknowledges every
+// batch, advances [Log.Head] and wakes tailers ([Log.Notify]). With
+// [SyncAlways] (the default) a batch is acknowledged only after fdatasync;
+// with [SyncInterval] it is acknowledged after the write and synced
+// periodically. A failed write or fdatasync poisons the log: that batch, all
+// pending ones and every later append fail with the first error; fsync is
+// never retried. Batches are atomic, also across crashes.
+//
+// # Reading
+//
+// A [Cursor] starts at any offset (or at a server time via [Log.SeekTime]),
+// finds it through a sparse index, and returns batches of records whose
+// payloads alias the memory map: no copy, no allocation per record. A cursor
+// never returns a record at or beyond Head, so readers only see acknowledged
+// data.
+//
+// # Files
+//
+// A log directory holds segment files named by their first offset
+// ("00000000000000000000.seg"), each preallocated to Options.SegmentSize; a
+// record never spans two. Sealed segments have a checksummed sparse index
+// ("<first>.idx"), a cache rebuilt from the segment when missing or invalid,
+// so opening a large log does not scan it. The byte layouts, the crash
+// assumptions and the recovery steps are in docs/STORAGE.md.
+//
+// # Example
+//
+//	l, err := mmaplog.Open("/var/lib/atedb/chain-x", mmaplog.Options{})
+//	if err != nil {
+//		return err // a *CorruptionError comes with a read-only l, see Open
+//	}
+//	defer l.Close()
+//	first, err := l.Append([][]byte{[]byte("event 1"), []byte("event 2")})
+//	// first, first+1 are durable here
+//
+//	c, err := l.NewCursor(0)
+//	defer c.Close()
+//	buf := make([]mmaplog.Record, 0, 128)
+//	for {
+//		wake := l.Notify() // take it before reading, so no append is missed
+//		recs, err := c.Next(buf, 1<<20)
+//		if err != nil {
+//			return err
+//		}
+//		for _, r := range recs {
+//			send(r.Offset, r.Payload) // r.Payload valid until the next Next
+//		}
+//		if len(recs) == 0 {
+//			<-wake
+//		}
+//	}
+package mmaplog

@@ -1,0 +1,400 @@
+package mmaplog
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/atedb/atedb/internal/vfs"
+)
+
+func TestAppendReadReopen(t *testing.T) {
+	for name, opts := range map[string]Options{
+		"always":   {SegmentSize: 16 << 10, MaxRecordSize: 1 << 10},
+		"interval": {SegmentSize: 16 << 10, MaxRecordSize: 1 << 10, Sync: SyncInterval, SyncInterval: time.Millisecond},
+		"mem":      {SegmentSize: 16 << 10, MaxRecordSize: 1 << 10, FS: vfs.NewMem()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if opts.FS != nil {
+				dir = "/log"
+			}
+			l := openT(t, dir, opts)
+			if h := l.Head(); h != 0 {
+				t.Fatalf("Head of new log = %d, want 0", h)
+			}
+			appendN(t, l, 0, 500, 7)
+			if h := l.Head(); h != 500 {
+				t.Fatalf("Head = %d, want 500", h)
+			}
+			checkDense(t, readAll(t, l, 0), 0, 500)
+			checkDense(t, readAll(t, l, 123), 123, 500)
+			st := l.Stats()
+			if st.Segments < 3 || st.Records != 500 || st.Syncs == 0 && opts.Sync == SyncAlways {
+				t.Fatalf("Stats = %+v, want >= 3 segments, 500 records", st)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			l = openT(t, dir, opts)
+			defer l.Close()
+			if h := l.Head(); h != 500 {
+				t.Fatalf("Head after reopen = %d, want 500", h)
+			}
+			if st2 := l.Stats(); st2.Records != 500 || st2.Segments != st.Segments || st2.Bytes != st.Bytes {
+				t.Fatalf("Stats after reopen = %+v, want records/segments/bytes of %+v", st2, st)
+			}
+			if st2 := l.Stats(); st2.IndexRebuilds != 0 || st2.Repairs != 0 {
+				t.Fatalf("clean reopen rebuilt or repaired: %+v", st2)
+			}
+			appendN(t, l, 500, 100, 3)
+			checkDense(t, readAll(t, l, 0), 0, 600)
+			for _, from := range []uint64{0, 1, 77, 299, 500, 599} {
+				checkDense(t, readAll(t, l, from), from, 600)
+			}
+			if recs := readAll(t, l, 600); len(recs) != 0 {
+				t.Fatalf("read from Head returned %d records", len(recs))
+			}
+		})
+	}
+}
+
+func TestAppendValidation(t *testing.T) {
+	l := openT(t, t.TempDir(), Options{SegmentSize: 8 << 10, MaxRecordSize: 1 << 10})
+	defer l.Close()
+	if _, err := l.Append(nil); !errors.Is(err, ErrEmptyBatch) {
+		t.Fatalf("empty batch: err = %v, want ErrEmptyBatch", err)
+	}
+	if _, err := l.Append([][]byte{make([]byte, 1025)}); !errors.Is(err, ErrRecordTooLarge) {
+		t.Fatalf("big record: err = %v, want ErrRecordTooLarge", err)
+	}
+	big := make([][]byte, 9)
+	for i := range big {
+		big[i] = make([]byte, 1000)
+	}
+	if _, err := l.Append(big); !errors.Is(err, ErrBatchTooLarge) {
+		t.Fatalf("big batch: err = %v, want ErrBatchTooLarge", err)
+	}
+	if first, err := l.Append([][]byte{{}}); err != nil || first != 0 {
+		t.Fatalf("empty payload: first, err = %d, %v; want 0, nil", first, err)
+	}
+	if recs := readAll(t, l, 0); len(recs) != 1 || len(recs[0].Payload) != 0 {
+		t.Fatalf("read back empty payload: %+v", recs)
+	}
+}
+
+func TestOptionsValidation(t *testing.T) {
+	for name, o := range map[string]Options{
+		"small segment":   {SegmentSize: 100},
+		"huge segment":    {SegmentSize: 2 << 30},
+		"record too big":  {SegmentSize: 64 << 10, MaxRecordSize: 64 << 10},
+		"bad sync mode":   {Sync: 7},
+		"negative record": {MaxRecordSize: -1},
+	} {
+		if _, err := Open(t.TempDir(), o); !errors.Is(err, ErrInvalidOptions) {
+			t.Errorf("%s: err = %v, want ErrInvalidOptions", name, err)
+		}
+	}
+	if m, err := ParseSyncMode("interval"); err != nil || m != SyncInterval || m.String() != "interval" {
+		t.Errorf("ParseSyncMode(interval) = %v, %v", m, err)
+	}
+	if _, err := ParseSyncMode("sometimes"); !errors.Is(err, ErrInvalidOptions) {
+		t.Errorf("ParseSyncMode(sometimes): err = %v", err)
+	}
+}
+
+func TestLockExcludesSecondOpen(t *testing.T) {
+	dir := t.TempDir()
+	l := openT(t, dir, Options{SegmentSize: 8 << 10, MaxRecordSize: 1 << 10})
+	if _, err := Open(dir, Options{SegmentSize: 8 << 10, MaxRecordSize: 1 << 10}); !errors.Is(err, vfs.ErrLocked) {
+		t.Fatalf("second Open: err = %v, want ErrLocked", err)
+	}
+	l.Close()
+	l2 := openT(t, dir, Options{SegmentSize: 8 << 10, MaxRecordSize: 1 << 10})
+	l2.Close()
+}
+
+func TestCloseSemantics(t *testing.T) {
+	l := openT(t, t.TempDir(), Options{SegmentSize: 8 << 10, MaxRecordSize: 1 << 10})
+	appendN(t, l, 0, 10, 1)
+	c, err := l.NewCursor(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := c.Next(nil, 0)
+	if err != nil || len(recs) != 10 {
+		t.Fatalf("Next = %d records, %v", len(recs), err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	// The cursor still pins the maps: its payloads are readable.
+	checkDense(t, recs, 0, 10)
+	if _, err := c.Next(nil, 0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Next after Close: %v, want ErrClosed", err)
+	}
+	c.Close()
+	if err := l.Close(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("second Close: %v, want ErrClosed", err)
+	}
+	if _, err := l.Append([][]byte{{1}}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Append after Close: %v, want ErrClosed", err)
+	}
+	if _, err := l.NewCursor(0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("NewCursor after Close: %v, want ErrClosed", err)
+	}
+	select {
+	case <-l.Notify():
+	default:
+		t.Fatal("Notify channel not closed after Close")
+	}
+}
+
+func TestCloseFlushesPendingAsync(t *testing.T) {
+	dir := t.TempDir()
+	l := openT(t, dir, Options{SegmentSize: 8 << 10, MaxRecordSize: 1 << 10})
+	var mu sync.Mutex
+	acked := map[uint64]bool{}
+	for i := uint64(0); i < 200; i++ {
+		_, err := l.AppendAsync([][]byte{payloadFor(i, sizeFor(i))}, func(first uint64, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				t.Errorf("done(%d): %v", first, err)
+			}
+			acked[first] = true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(acked) != 200 {
+		t.Fatalf("acknowledged %d of 200 after Close", len(acked))
+	}
+	l = openT(t, dir, Options{SegmentSize: 8 << 10, MaxRecordSize: 1 << 10})
+	defer l.Close()
+	checkDense(t, readAll(t, l, 0), 0, 200)
+}
+
+func TestSeekTime(t *testing.T) {
+	clock := fixedClock()
+	var times []int64
+	opts := Options{SegmentSize: 8 << 10, MaxRecordSize: 1 << 10, Now: func() time.Time {
+		tm := clock()
+		times = append(times, tm.UnixNano())
+		return tm
+	}}
+	dir := t.TempDir()
+	l := openT(t, dir, opts)
+	appendN(t, l, 0, 300, 1) // one clock reading per record
+	check := func(l *Log) {
+		t.Helper()
+		recs := readAll(t, l, 0)
+		for i, r := range recs {
+			if r.Time != times[i] {
+				t.Fatalf("record %d time %d, want %d", i, r.Time, times[i])
+			}
+		}
+		for _, i := range []int{0, 1, 50, 150, 299} {
+			got, err := l.SeekTime(times[i])
+			if err != nil || got != uint64(i) {
+				t.Fatalf("SeekTime(time of %d) = %d, %v", i, got, err)
+			}
+			got, err = l.SeekTime(times[i] - 1)
+			if err != nil || got != uint64(i) {
+				t.Fatalf("SeekTime(just before %d) = %d, %v", i, got, err)
+			}
+		}
+		if got, _ := l.SeekTime(times[299] + 1); got != 300 {
+			t.Fatalf("SeekTime(after last) = %d, want Head 300", got)
+		}
+		if got, _ := l.SeekTime(0); got != 0 {
+			t.Fatalf("SeekTime(0) = %d, want 0", got)
+		}
+	}
+	check(l)
+	l.Close()
+	l = openT(t, dir, opts)
+	defer l.Close()
+	check(l)
+}
+
+func TestTimeNeverDecreases(t *testing.T) {
+	now := time.Unix(2_000_000_000, 0)
+	opts := Options{SegmentSize: 8 << 10, MaxRecordSize: 1 << 10, Now: func() time.Time { return now }}
+	dir := t.TempDir()
+	l := openT(t, dir, opts)
+	appendN(t, l, 0, 5, 1)
+	l.Close()
+	now = now.Add(-time.Hour) // clock stepped back
+	l = openT(t, dir, opts)
+	defer l.Close()
+	appendN(t, l, 5, 5, 1)
+	recs := readAll(t, l, 0)
+	for i := 1; i < len(recs); i++ {
+		if recs[i].Time < recs[i-1].Time {
+			t.Fatalf("time decreased at %d: %d < %d", i, recs[i].Time, recs[i-1].Time)
+		}
+	}
+}
+
+func TestNotifyAndTail(t *testing.T) {
+	l := openT(t, t.TempDir(), Options{SegmentSize: 8 << 10, MaxRecordSize: 1 << 10})
+	defer l.Close()
+	c, err := l.NewCursor(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan []uint64)
+	go func() {
+		var got []uint64
+		for len(got) < 100 {
+			ch := l.Notify()
+			recs, err := c.Next(nil, 0)
+			if err != nil {
+				t.Error(err)
+				break
+			}
+			for _, r := range recs {
+				got = append(got, r.Offset)
+			}
+			if len(recs) == 0 {
+				select {
+				case <-ch:
+				case <-time.After(10 * time.Second):
+					t.Error("tailer: no notification")
+					done <- got
+					return
+				}
+			}
+		}
+		done <- got
+	}()
+	appendN(t, l, 0, 100, 1)
+	got := <-done
+	for i, off := range got {
+		if off != uint64(i) {
+			t.Fatalf("tailer got offset %d at %d", off, i)
+		}
+	}
+}
+
+func TestCursorBudget(t *testing.T) {
+	l := openT(t, t.TempDir(), Options{SegmentSize: 64 << 10, MaxRecordSize: 1 << 10})
+	defer l.Close()
+	appendN(t, l, 0, 50, 10)
+	c, _ := l.NewCursor(0)
+	defer c.Close()
+	recs, err := c.Next(make([]Record, 0, 4), 0)
+	if err != nil || len(recs) != 4 {
+		t.Fatalf("cap 4: %d records, %v", len(recs), err)
+	}
+	// A byte budget smaller than one payload still returns one record.
+	recs, err = c.Next(make([]Record, 0, 10), 1)
+	if err != nil || len(recs) != 1 || recs[0].Offset != 4 {
+		t.Fatalf("maxBytes 1: %+v, %v", recs, err)
+	}
+	budget := sizeFor(5) + sizeFor(6)
+	recs, err = c.Next(make([]Record, 0, 10), budget)
+	if err != nil || len(recs) != 2 || recs[1].Offset != 6 {
+		t.Fatalf("budget %d: %d records, %v", budget, len(recs), err)
+	}
+	if c.Offset() != 7 {
+		t.Fatalf("Offset = %d, want 7", c.Offset())
+	}
+}
+
+func TestConcurrentAppendersAndReaders(t *testing.T) {
+	l := openT(t, t.TempDir(), Options{SegmentSize: 32 << 10, MaxRecordSize: 1 << 10})
+	const writers, perWriter = 8, 150
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var rwg sync.WaitGroup
+	for r := 0; r < 3; r++ {
+		rwg.Add(1)
+		go func() {
+			defer rwg.Done()
+			c, err := l.NewCursor(0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			next := uint64(0)
+			buf := make([]Record, 0, 32)
+			for {
+				ch := l.Notify()
+				recs, err := c.Next(buf, 4096)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for _, rec := range recs {
+					if rec.Offset != next {
+						t.Errorf("reader: offset %d, want %d", rec.Offset, next)
+						return
+					}
+					if len(rec.Payload) < 8 || string(rec.Payload[:1]) != "w" {
+						t.Errorf("reader: bad payload at %d", rec.Offset)
+						return
+					}
+					next++
+				}
+				if len(recs) == 0 {
+					if next == writers*perWriter {
+						return
+					}
+					select {
+					case <-ch:
+					case <-stop:
+						return
+					}
+				}
+			}
+		}()
+	}
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < perWriter; i++ {
+				p := []byte("w" + string(rune('a'+w)) + "-payload-" + string(rune('0'+i%10)))
+				if i%3 == 0 {
+					if _, err := l.Append([][]byte{p, p}); err != nil {
+						t.Error(err)
+					}
+					i++
+					continue
+				}
+				if _, err := l.Append([][]byte{p}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if h := l.Head(); h != writers*perWriter {
+		t.Errorf("Head = %d, want %d", h, writers*perWriter)
+	}
+	waitDone := make(chan struct{})
+	go func() { rwg.Wait(); close(waitDone) }()
+	select {
+	case <-waitDone:
+	case <-time.After(20 * time.Second):
+		close(stop)
+		<-waitDone
+		t.Fatal("readers did not catch up")
+	}
+	st := l.Stats()
+	if st.Commits >= st.Appends {
+		t.Logf("no grouping observed: %+v", st)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

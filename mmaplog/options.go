@@ -1,0 +1,114 @@
+package mmaplog
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/atedb/atedb/internal/vfs"
+)
+
+// SyncMode says when an append is acknowledged.
+type SyncMode int
+
+const (
+	// SyncAlways acknowledges a batch only after fdatasync returned: an
+	// acknowledged record survives a power loss. The default.
+	SyncAlways SyncMode = iota
+	// SyncInterval acknowledges a batch once written to the file (so it
+	// survives a process crash) and calls fdatasync every SyncInterval: a
+	// power loss can lose what was acknowledged in the last interval, and
+	// the offsets of lost records are assigned again after recovery.
+	SyncInterval
+)
+
+// String returns "always" or "interval", the names the command line uses.
+func (m SyncMode) String() string {
+	switch m {
+	case SyncAlways:
+		return "always"
+	case SyncInterval:
+		return "interval"
+	}
+	return "SyncMode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// ParseSyncMode parses "always" or "interval".
+func ParseSyncMode(s string) (SyncMode, error) {
+	switch s {
+	case "always":
+		return SyncAlways, nil
+	case "interval":
+		return SyncInterval, nil
+	}
+	return 0, fmt.Errorf("%w: sync mode %q (want always or interval)", ErrInvalidOptions, s)
+}
+
+// Defaults for zero Options fields.
+const (
+	DefaultSegmentSize   = 64 << 20
+	DefaultMaxRecordSize = 8 << 20
+	DefaultSyncInterval  = 10 * time.Millisecond
+	// DefaultCursorBatch is how many records Cursor.Next returns at most when
+	// dst has no spare capacity.
+	DefaultCursorBatch = 256
+)
+
+// Options configures Open. The zero value is valid and gives the defaults.
+type Options struct {
+	// SegmentSize is the size of each segment file (preallocated); a record
+	// never spans two segments. Default 64 MiB; between MinSegmentSize and
+	// MaxSegmentSize, and at least one maximum-size record plus headers.
+	SegmentSize int64
+	// MaxRecordSize caps a payload; longer payloads are refused before any
+	// allocation, on append and on read. Default 8 MiB.
+	MaxRecordSize int
+	// Sync chooses when appends are acknowledged. Default SyncAlways.
+	Sync SyncMode
+	// SyncInterval is the fdatasync period for SyncInterval mode.
+	// Default 10 ms; ignored (and must be zero or positive) otherwise.
+	SyncInterval time.Duration
+	// FS is the file system; nil means the operating system's.
+	FS vfs.FS
+	// Logger receives repairs, slow syncs and failures; nil discards.
+	Logger *slog.Logger
+	// Now is the server clock stamped on records; nil means time.Now. Stamps
+	// are clamped so that they never decrease along the log.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.SegmentSize == 0 {
+		o.SegmentSize = DefaultSegmentSize
+	}
+	if o.MaxRecordSize == 0 {
+		o.MaxRecordSize = DefaultMaxRecordSize
+	}
+	if o.SyncInterval == 0 {
+		o.SyncInterval = DefaultSyncInterval
+	}
+	if o.FS == nil {
+		o.FS = vfs.OS
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	switch {
+	case o.SegmentSize < MinSegmentSize || o.SegmentSize > MaxSegmentSize:
+		return o, fmt.Errorf("%w: segment size %d outside [%d, %d]", ErrInvalidOptions, o.SegmentSize, MinSegmentSize, MaxSegmentSize)
+	case o.MaxRecordSize < 0:
+		return o, fmt.Errorf("%w: max record size %d", ErrInvalidOptions, o.MaxRecordSize)
+	case segHeaderSize+recordSize(o.MaxRecordSize) > o.SegmentSize:
+		return o, fmt.Errorf("%w: max record size %d does not fit a %d-byte segment", ErrInvalidOptions, o.MaxRecordSize, o.SegmentSize)
+	case o.Sync != SyncAlways && o.Sync != SyncInterval:
+		return o, fmt.Errorf("%w: sync mode %d", ErrInvalidOptions, int(o.Sync))
+	case o.SyncInterval < 0:
+		return o, fmt.Errorf("%w: sync interval %v", ErrInvalidOptions, o.SyncInterval)
+	}
+	return o, nil
+}

@@ -1,0 +1,302 @@
+package mmaplog
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/atedb/atedb/internal/vfs"
+)
+
+// maxWriteChunk bounds the buffer of one write call; a group larger than this
+// is written in several calls and synced once.
+const maxWriteChunk = 4 << 20
+
+// writerState belongs to the writer goroutine (and to Open before it starts).
+type writerState struct {
+	seg      *segment
+	f        vfs.File
+	pos      int64 // bytes written to seg (all acknowledged once the group completes)
+	acked    int64 // bytes acknowledged in seg
+	synced   int64 // bytes of seg made durable
+	lastTime int64 // newest time stamp written
+	lastIdx  int64 // position of seg's newest index entry, -1 if none
+	buf      []byte
+	spare    []batch
+}
+
+// run is the writer goroutine: it takes every pending batch and commits the
+// group with one write and one fdatasync.
+func (l *Log) run() {
+	defer close(l.writerDone)
+	var tick <-chan time.Time
+	if l.opts.Sync == SyncInterval && l.Err() == nil {
+		t := time.NewTicker(l.opts.SyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	w := &l.w
+	for {
+		select {
+		case <-l.wake:
+		case <-tick:
+			l.syncInterval()
+			continue
+		}
+		l.mu.Lock()
+		bs := l.pending
+		l.pending = w.spare[:0]
+		closing := l.closing
+		l.mu.Unlock()
+		if len(bs) > 0 {
+			l.commit(bs)
+		}
+		clear(bs) // drop payload references
+		w.spare = bs[:0]
+		if closing {
+			l.closeErr = l.finish()
+			return
+		}
+	}
+}
+
+// finish is the writer's last step at Close.
+func (l *Log) finish() error {
+	w := &l.w
+	if w.f == nil {
+		return nil
+	}
+	var err error
+	if l.Err() == nil && w.pos > w.synced {
+		err = l.datasync()
+		if err != nil {
+			l.poison(err)
+		}
+	}
+	if cerr := w.f.Close(); err == nil && cerr != nil && l.Err() == nil {
+		err = fmt.Errorf("close segment: %w", cerr)
+	}
+	w.f = nil
+	return err
+}
+
+func (l *Log) syncInterval() {
+	w := &l.w
+	if l.Err() != nil || w.f == nil || w.pos <= w.synced {
+		return
+	}
+	if err := l.datasync(); err != nil {
+		l.poison(err)
+	}
+}
+
+// datasync makes everything written to the active segment durable.
+func (l *Log) datasync() error {
+	w := &l.w
+	t0 := time.Now()
+	err := w.f.Datasync()
+	l.st.syncs.Add(1)
+	if d := time.Since(t0); d > slowSync {
+		l.log.Warn("mmaplog: slow fdatasync", "dir", l.dir, "segment", w.seg.name, "took", d)
+	}
+	if err != nil {
+		return fmt.Errorf("mmaplog: fdatasync %s: %w", w.seg.name, err)
+	}
+	w.synced = w.pos
+	return nil
+}
+
+// write writes w.buf at w.pos.
+func (l *Log) write() error {
+	w := &l.w
+	if len(w.buf) == 0 {
+		return nil
+	}
+	n, err := w.f.WriteAt(w.buf, w.pos)
+	l.st.writes.Add(1)
+	if err == nil && n != len(w.buf) {
+		err = errors.New("short write")
+	}
+	if err != nil {
+		return fmt.Errorf("mmaplog: write %s at %d: %w", w.seg.name, w.pos, err)
+	}
+	w.pos += int64(len(w.buf))
+	w.buf = w.buf[:0]
+	return nil
+}
+
+func failAll(bs []batch, err error) {
+	for i := range bs {
+		bs[i].done(bs[i].first, err)
+	}
+}
+
+// commit writes, syncs and acknowledges a group of batches.
+func (l *Log) commit(bs []batch) {
+	if err := l.Err(); err != nil {
+		failAll(bs, err)
+		return
+	}
+	w := &l.w
+	now := l.opts.Now().UnixNano()
+	if now < w.lastTime {
+		now = w.lastTime
+	}
+	w.lastTime = now
+	acked := 0
+	w.buf = w.buf[:0]
+	for i := range bs {
+		var need int64
+		for _, p := range bs[i].payloads {
+			need += recordSize(len(p))
+		}
+		if w.pos+int64(len(w.buf))+need > w.seg.size {
+			if err := l.write(); err != nil {
+				l.fail(bs[acked:], err)
+				return
+			}
+			if w.pos > w.synced { // always sync before rotating, in every mode
+				if err := l.datasync(); err != nil {
+					l.fail(bs[acked:], err)
+					return
+				}
+			}
+			l.ack(bs[acked:i])
+			acked = i
+			if err := l.rotate(bs[i].first); err != nil {
+				l.fail(bs[acked:], err)
+				return
+			}
+			if w.pos+need > w.seg.size { // cannot happen: checked by AppendAsync and Open
+				l.fail(bs[acked:], fmt.Errorf("mmaplog: internal error: %d-byte batch does not fit segment %s", need, w.seg.name))
+				return
+			}
+		}
+		l.encode(&bs[i], now)
+		if len(w.buf) >= maxWriteChunk {
+			if err := l.write(); err != nil {
+				l.fail(bs[acked:], err)
+				return
+			}
+		}
+	}
+	if err := l.write(); err != nil {
+		l.fail(bs[acked:], err)
+		return
+	}
+	if l.opts.Sync == SyncAlways {
+		if err := l.datasync(); err != nil {
+			l.fail(bs[acked:], err)
+			return
+		}
+	}
+	l.ack(bs[acked:])
+	l.st.commits.Add(1)
+	if g := uint64(len(bs)); g > l.st.maxGroup.Load() {
+		l.st.maxGroup.Store(g)
+	}
+}
+
+func (l *Log) fail(bs []batch, err error) {
+	l.poison(err)
+	failAll(bs, l.Err())
+}
+
+// encode appends the records of b to w.buf.
+func (l *Log) encode(b *batch, now int64) {
+	w := &l.w
+	for j, p := range b.payloads {
+		pos := w.pos + int64(len(w.buf))
+		start := len(w.buf)
+		size := int(recordSize(len(p)))
+		w.buf = append(w.buf, make([]byte, size)...)
+		rec := w.buf[start : start+size]
+		h := recordHeader{
+			length: uint32(len(p)),
+			offset: b.first + uint64(j),
+			time:   now,
+			synced: uint32(w.synced),
+			kind:   recTypeData,
+		}
+		if j == len(b.payloads)-1 {
+			h.flags = flagCommit
+		}
+		putRecordHeader(rec, h)
+		copy(rec[recHeaderSize:], p)
+		h.crc = recordCRC(rec[:recHeaderSize+len(p)])
+		putRecordHeader(rec, h)
+		if w.lastIdx < 0 || pos-w.lastIdx >= indexEvery {
+			w.seg.mu.Lock()
+			w.seg.idx = append(w.seg.idx, indexEntry{offset: h.offset, time: now, pos: pos})
+			w.seg.mu.Unlock()
+			w.lastIdx = pos
+		}
+	}
+}
+
+// ack publishes the batches written so far in the active segment: it
+// advances the segment's readable end and the head, completes the waiters
+// and wakes the tailers.
+func (l *Log) ack(bs []batch) {
+	if len(bs) == 0 {
+		return
+	}
+	w := &l.w
+	s := w.seg
+	var n uint64
+	for i := range bs {
+		n += uint64(len(bs[i].payloads))
+	}
+	last := bs[len(bs)-1].first + uint64(len(bs[len(bs)-1].payloads)) - 1
+	s.mu.Lock()
+	if s.count == 0 {
+		s.firstOff, s.firstTime = bs[0].first, w.lastTime
+	}
+	s.count += n
+	s.lastOff, s.lastTime = last, w.lastTime
+	s.mu.Unlock()
+	s.end.Store(w.pos)
+	l.st.bytes.Add(uint64(w.pos - w.acked))
+	w.acked = w.pos
+	l.st.records.Add(n)
+	l.st.appends.Add(uint64(len(bs)))
+	l.head.Store(last + 1)
+	for i := range bs {
+		bs[i].done(bs[i].first, nil)
+	}
+	l.notify(false)
+}
+
+// rotate seals the active segment (already durable) and continues in a new
+// one, named after first, taken from the background preallocator.
+func (l *Log) rotate(first uint64) error {
+	w := &l.w
+	old := w.seg
+	pa := l.bg.take()
+	if pa.err != nil {
+		return fmt.Errorf("mmaplog: prepare segment %s: %w", segmentName(first), pa.err)
+	}
+	name := segmentName(first)
+	if err := l.fs.Rename(filepath.Join(l.dir, preallocName), filepath.Join(l.dir, name)); err != nil {
+		pa.f.Close()
+		return fmt.Errorf("mmaplog: rename new segment %s: %w", name, err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		pa.f.Close()
+		return fmt.Errorf("mmaplog: sync directory after creating %s: %w", name, err)
+	}
+	if err := w.f.Close(); err != nil {
+		l.log.Warn("mmaplog: close sealed segment", "dir", l.dir, "segment", old.name, "err", err)
+	}
+	s := &segment{first: first, name: name, id: pa.id, size: l.opts.SegmentSize}
+	s.end.Store(segHeaderSize)
+	segs := append(append([]*segment(nil), *l.segs.Load()...), s)
+	l.segs.Store(&segs)
+	l.st.segments.Add(1)
+	w.seg, w.f = s, pa.f
+	w.pos, w.acked, w.synced, w.lastIdx = segHeaderSize, segHeaderSize, segHeaderSize, -1
+	l.bg.seal(old)
+	l.bg.request()
+	return nil
+}
