@@ -3,6 +3,7 @@ package proto
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 )
 
 // eventItemFixed is the fixed part of an Events item: offset u64 LE and
@@ -79,7 +80,7 @@ func checkItems(items []byte, base int) (int, error) {
 		}
 		last = off
 		d.u64("time")
-		d.bytes("event", len(items))
+		d.bytes("event", math.MaxInt)
 		n++
 	}
 	if d.err == nil && n == 0 {
@@ -217,14 +218,12 @@ func (m *Append) Decode(body []byte) error {
 	}
 	n := d.count("events", 1)
 	for i := 0; i < n && d.err == nil; i++ {
-		evs = append(evs, d.bytes("events", len(body)))
-	}
-	m.Events = evs
-	if d.err != nil {
-		if de, ok := d.err.(*DecodeError); ok && de.Field == "events" {
-			de.Field = fmt.Sprintf("events[%d]", len(evs)-1)
+		evs = append(evs, d.bytes("events", math.MaxInt))
+		if d.err != nil {
+			d.err.(*DecodeError).Field = fmt.Sprintf("events[%d]", i)
 		}
 	}
+	m.Events = evs
 	return d.done()
 }
 

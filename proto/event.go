@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"math"
 )
 
 // Canonical event encoding: part of the wire and disk format; never change.
@@ -257,7 +258,7 @@ func (e *Event) Reset() {
 func (e *Event) Decode(encoded []byte) error {
 	e.Reset()
 	d := decoder{b: encoded, msg: "event"}
-	meta := d.bytes("metadata length", len(encoded))
+	meta := d.bytes("metadata length", math.MaxInt)
 	if d.err != nil {
 		return d.err
 	}
@@ -618,7 +619,7 @@ func (e *Event) EncodedSize() int {
 // prefix and the version byte; use [Event.Decode] to validate everything.
 func SplitEvent(encoded []byte) (meta, data []byte, err error) {
 	d := decoder{b: encoded, msg: "event"}
-	meta = d.bytes("metadata length", len(encoded))
+	meta = d.bytes("metadata length", math.MaxInt)
 	if d.err == nil && len(meta) == 0 {
 		d.fail("version", ErrTruncated, "")
 	}

@@ -17,6 +17,11 @@ func TestEventRoundTrip(t *testing.T) {
 		"signature": {Signatures: []Signature{{KeyHash: hashOf(1), Hashes: MakeHashList(hashOf(2)), Signature: []byte{3}}}, PublicKeys: []PublicKey{ed25519Key(4)}},
 		"nobody":    {DataKey: 5, WriteAuth: WriteAuth{Mode: AuthNobody}},
 		"negative":  {DataKey: 1, Timestamp: -5},
+		"ml-dsa": {PublicKeys: []PublicKey{
+			{Type: KeyMLDSA44, Key: bytes.Repeat([]byte{1}, 1312)},
+			{Type: KeyMLDSA65, Key: bytes.Repeat([]byte{2}, 1952)},
+			{Type: KeyMLDSA87, Key: bytes.Repeat([]byte{3}, 2592)},
+		}},
 	}
 	for name, e := range cases {
 		t.Run(name, func(t *testing.T) {

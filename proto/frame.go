@@ -113,8 +113,8 @@ type FrameConn interface {
 
 // FrameReader reads length-prefixed frames from an io.Reader through an
 // internal buffer that it reuses, so steady-state reads do not allocate.
-// The buffer starts at 64 KiB (or max+4 if smaller) and grows up to
-// max+4 bytes for the largest frame seen; it never shrinks.
+// The buffer starts at 64 KiB (or max+4 if smaller), doubles as the data of
+// a larger frame arrives, up to max+4 bytes, and never shrinks.
 //
 // A FrameReader is not safe for concurrent use.
 type FrameReader struct {
@@ -177,23 +177,13 @@ func (fr *FrameReader) ReadFrame() ([]byte, error) {
 	return body, nil
 }
 
-// fill makes sure at least need bytes are buffered at buf[r:].
+// fill makes sure at least need bytes are buffered at buf[r:]. The buffer
+// grows geometrically as data arrives (never beyond need, which is at most
+// max+FrameHeaderSize), so a peer announcing a large frame and sending
+// nothing does not make the reader allocate the whole frame up front.
 func (fr *FrameReader) fill(need int, op string) error {
 	if fr.w-fr.r >= need {
 		return nil
-	}
-	// Make room: compact unread data to the front, or grow.
-	if len(fr.buf)-fr.r < need {
-		if len(fr.buf) < need {
-			size := max(need, min(readChunk, fr.max+FrameHeaderSize))
-			nb := make([]byte, size)
-			copy(nb, fr.buf[fr.r:fr.w])
-			fr.buf = nb
-		} else {
-			copy(fr.buf, fr.buf[fr.r:fr.w])
-		}
-		fr.w -= fr.r
-		fr.r = 0
 	}
 	if fr.pending != nil {
 		err := fr.pending
@@ -202,6 +192,9 @@ func (fr *FrameReader) fill(need int, op string) error {
 	}
 	empty := 0
 	for fr.w-fr.r < need {
+		if fr.w == len(fr.buf) {
+			fr.makeRoom(need)
+		}
 		n, err := fr.rd.Read(fr.buf[fr.w:])
 		if n < 0 || n > len(fr.buf)-fr.w {
 			return &FrameError{Op: op, Offset: fr.off, Err: errors.New("proto: reader returned an invalid count")}
@@ -224,6 +217,22 @@ func (fr *FrameReader) fill(need int, op string) error {
 		}
 	}
 	return nil
+}
+
+// makeRoom is called when the buffer is full: it moves unread data to the
+// front, or, if there is none to move, grows the buffer towards need.
+func (fr *FrameReader) makeRoom(need int) {
+	if fr.r > 0 {
+		copy(fr.buf, fr.buf[fr.r:fr.w])
+		fr.w -= fr.r
+		fr.r = 0
+		return
+	}
+	size := max(2*len(fr.buf), readChunk)
+	size = min(size, fr.max+FrameHeaderSize) // need <= max+FrameHeaderSize
+	nb := make([]byte, size)
+	copy(nb, fr.buf[:fr.w])
+	fr.buf = nb
 }
 
 func (fr *FrameReader) readErr(err error, op string) error {

@@ -129,6 +129,28 @@ func TestFrameTooLargeBeforeBody(t *testing.T) {
 	}
 }
 
+func TestFrameReaderGrowsWithData(t *testing.T) {
+	// A frame announced at 1 MiB of which 10 bytes arrive must not make the
+	// reader allocate 1 MiB.
+	in := append([]byte{0, 0, 0x10, 0}, make([]byte, 10)...)
+	fr := NewFrameReader(bytes.NewReader(in), 0)
+	if _, err := fr.ReadFrame(); !errors.Is(err, ErrUnexpectedEOF) {
+		t.Fatalf("got %v, want ErrUnexpectedEOF", err)
+	}
+	if cap(fr.buf) > readChunk {
+		t.Fatalf("buffer is %d bytes after 14 bytes of input, want <= %d", cap(fr.buf), readChunk)
+	}
+	// The whole frame arriving grows the buffer to exactly what it needs.
+	in = AppendFrame(nil, make([]byte, 1<<20))
+	fr = NewFrameReader(iotest.HalfReader(bytes.NewReader(in)), 1<<20)
+	if b, err := fr.ReadFrame(); err != nil || len(b) != 1<<20 {
+		t.Fatalf("got %d bytes, %v", len(b), err)
+	}
+	if cap(fr.buf) > 1<<20+FrameHeaderSize {
+		t.Fatalf("buffer is %d bytes, more than max+header", cap(fr.buf))
+	}
+}
+
 func TestFrameMaxBoundary(t *testing.T) {
 	body := bytes.Repeat([]byte{1}, 100)
 	fr := NewFrameReader(bytes.NewReader(framesOf(body, append(body, 2))), 100)

@@ -25,7 +25,7 @@ func fullEvent() *Event {
 		Timestamp:       1_700_000_000_123_456_789,
 		Parent:          42,
 		WriteAuth:       WriteAuth{Mode: AuthAnyOf, Keys: MakeHashList(hashOf(1), hashOf(2))},
-		PublicKeys:      []PublicKey{ed25519Key(7), {Type: KeyMLDSA44, Key: bytes.Repeat([]byte{9}, 1312)}},
+		PublicKeys:      []PublicKey{ed25519Key(7), ed25519Key(8)},
 		Signatures:      []Signature{{KeyHash: hashOf(3), Hashes: MakeHashList(hashOf(4), hashOf(5)), Signature: bytes.Repeat([]byte{6}, 64)}},
 		SignWith:        MakeHashList(hashOf(8)),
 		TypeName:        []byte("app.Todo"),
