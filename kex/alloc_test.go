@@ -1,0 +1,58 @@
+package kex
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"github.com/atedb/atedb/proto"
+)
+
+// plainFC hides proto.Stream's BeginFrame/EndFrame, so Conn takes its
+// fallback path (seal into its own buffer, then WriteFrame).
+type plainFC struct{ fc proto.FrameConn }
+
+func (p plainFC) ReadFrame() ([]byte, error) { return p.fc.ReadFrame() }
+func (p plainFC) WriteFrame(b []byte) error  { return p.fc.WriteFrame(b) }
+func (p plainFC) Flush() error               { return p.fc.Flush() }
+
+// TestZeroAllocSteadyState proves that sealing, sending, receiving and
+// opening a frame allocates nothing once buffers have grown, for every key
+// size and for both write paths.
+func TestZeroAllocSteadyState(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race")
+	}
+	for _, size := range allSizes {
+		for _, path := range []string{"in-place", "fallback"} {
+			t.Run(fmt.Sprintf("size=%v/path=%s", size, path), func(t *testing.T) {
+				r := mustHandshake(t, hsOpts{size: size})
+				var wire bytes.Buffer
+				var wfc, rfc proto.FrameConn = proto.NewStream(&wire, 0), proto.NewStream(&wire, 0)
+				if path == "fallback" {
+					wfc, rfc = plainFC{wfc}, plainFC{rfc}
+				}
+				w, rd := r.cli.Conn(wfc), r.srv.Conn(rfc)
+				msg := bytes.Repeat([]byte("x"), 4096)
+				step := func() {
+					if err := w.WriteFrame(msg); err != nil {
+						t.Fatalf("WriteFrame: %v", err)
+					}
+					if err := w.Flush(); err != nil {
+						t.Fatalf("Flush: %v", err)
+					}
+					got, err := rd.ReadFrame()
+					if err != nil || len(got) != len(msg) {
+						t.Fatalf("ReadFrame = %d bytes, %v", len(got), err)
+					}
+				}
+				for range 4 { // grow the buffers
+					step()
+				}
+				if n := testing.AllocsPerRun(200, step); n != 0 {
+					t.Fatalf("%v allocations per sealed frame round trip, want 0", n)
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package kex
+
+const raceEnabled = false
