@@ -130,7 +130,7 @@ func (s recordStatus) String() string {
 // total size. It never reads outside data and never allocates.
 func decodeRecord(data []byte, pos int64, maxRecord int) (recordHeader, int64, recordStatus) {
 	if pos+recHeaderSize > int64(len(data)) {
-		if pos < int64(len(data)) && allZero(data[pos:]) {
+		if pos >= int64(len(data)) || allZero(data[pos:]) {
 			return recordHeader{}, 0, recEmpty
 		}
 		return recordHeader{}, 0, recTruncated

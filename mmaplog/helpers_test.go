@@ -150,3 +150,6 @@ func isCorrupt(err error) (*CorruptionError, bool) {
 	ok := errors.As(err, &ce)
 	return ce, ok
 }
+
+// OSFS returns the operating-system file system (for test helpers).
+func OSFS() vfs.FS { return vfs.OS }

@@ -91,6 +91,7 @@ type Injector struct {
 	mu    sync.Mutex
 	rules []*ruleState
 	fired int
+	seen  map[Op]int
 }
 
 // Add adds a rule; rules added later are checked after earlier ones.
@@ -114,10 +115,28 @@ func (in *Injector) Fired() int {
 	return in.fired
 }
 
+// Seen returns how many operations of the kinds in ops were attempted
+// (failed or not) through file systems wrapped with this injector.
+func (in *Injector) Seen(ops Op) int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	n := 0
+	for k, v := range in.seen {
+		if k&ops != 0 {
+			n += v
+		}
+	}
+	return n
+}
+
 // check returns the rule that fails op on path, if any.
 func (in *Injector) check(op Op, path string) (Rule, bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if in.seen == nil {
+		in.seen = map[Op]int{}
+	}
+	in.seen[op]++
 	for _, s := range in.rules {
 		if s.r.Ops&op == 0 || (s.r.Path != "" && !strings.Contains(path, s.r.Path)) {
 			continue
