@@ -84,7 +84,7 @@ func (t MsgType) String() string {
 func (t MsgType) Valid() bool { _, ok := msgNames[t]; return ok }
 
 // Scoped reports whether messages of type t carry a channel number.
-func (t MsgType) Scoped() bool { return t >= TypeOpen && t.Valid() }
+func (t MsgType) Scoped() bool { return t == TypeError || (t >= TypeOpen && t.Valid()) }
 
 // AllMsgTypes returns every defined message type in ascending order.
 func AllMsgTypes() []MsgType {
