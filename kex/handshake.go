@@ -74,12 +74,16 @@ func (e *HandshakeError) Unwrap() error { return e.Err }
 // exact frame bodies of the hello received and the hello-ack sent; size is
 // the negotiated key size, which must not be KeySizeNone.
 //
-// It generates a fresh ML-KEM key pair for the connection, sends the
+// It first checks that both bodies decode (proto.Hello, proto.HelloAck),
+// that the hello-ack has code OK and names size, and that size is at least
+// what the hello asked for; a hello-ack granting
+// proto.FeatureServerIdentity needs cfg.Identity ([ErrIdentityRequired]).
+// Then it generates a fresh ML-KEM key pair for the connection, sends the
 // server hello (signed when cfg.Identity is set), reads the client finish,
 // derives the session keys, checks the client's key confirmation and sends
-// its own. It does no I/O after returning; set a deadline on the
-// underlying connection to bound it. On error the caller must close the
-// connection; the returned error is a [*HandshakeError].
+// its own. fc is used by this goroutine only until it returns; set a
+// deadline on the underlying connection to bound it. On error the caller
+// must close the connection; the returned error is a [*HandshakeError].
 func ServerHandshake(fc proto.FrameConn, helloBody, helloAckBody []byte, size KeySize, cfg ServerConfig) (*Session, error) {
 	fail := func(step string, err error) (*Session, error) {
 		return nil, &HandshakeError{Side: "server", Step: step, Err: err}
@@ -162,8 +166,11 @@ func ServerHandshake(fc proto.FrameConn, helloBody, helloAckBody []byte, size Ke
 // bodies of the hello sent and the hello-ack received; size is the
 // negotiated key size from the hello-ack, which must not be KeySizeNone.
 //
-// It reads the server hello, checks the server identity (its signature
-// over the transcript, and the pinned fingerprint if cfg sets one),
+// It makes the same hello checks as [ServerHandshake] (so a size below
+// what the hello asked for is refused with [ErrDowngrade] here too), reads
+// the server hello, checks the server identity (its signature over the
+// transcript, the pinned fingerprint if cfg sets one, and its presence if
+// the pin or the hello's proto.FeatureServerIdentity requires one),
 // encapsulates to the server's ML-KEM key, sends the client finish and its
 // key confirmation, and checks the server's key confirmation. On error the
 // caller must close the connection; the returned error is a

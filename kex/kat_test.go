@@ -33,6 +33,7 @@ type katVector struct {
 	ClientFinish  string `json:"client_finish"`
 	ClientConfirm string `json:"client_confirm"`
 	ServerConfirm string `json:"server_confirm"`
+	SharedSecret  string `json:"shared_secret"`
 	Transcript    string `json:"transcript_hash"`
 	C2SSecret     string `json:"c2s_secret_0"`
 	S2CSecret     string `json:"s2c_secret_0"`
@@ -87,10 +88,11 @@ func runKAT(t *testing.T, in katVector) katVector {
 	v.S2CFrame1 = hex.EncodeToString(sealFrames(t, r.srv, "pong")[0])
 
 	// Cross-check the schedule against the plain reference.
-	rc, rs := refSecrets(t, size, v.ServerRand, hello, ack, s2c[0], c2s[0])
+	rc, rs, ss := refSchedule(t, size, v.ServerRand, hello, ack, s2c[0], c2s[0])
 	if rc != r.cli.tx.secret || rs != r.srv.tx.secret {
 		t.Fatalf("%s: secrets differ from the reference schedule", v.Name)
 	}
+	v.SharedSecret = hex.EncodeToString(ss)
 	return v
 }
 
