@@ -140,6 +140,12 @@ func (it *EventsIter) Next() (EventItem, bool) {
 	return e, true
 }
 
+// MaxBatchEvents is the largest number of events in one Append (and of
+// offsets in one Confirmed). It bounds what decoding a batch allocates
+// (a slice header per event) whatever the frame size; servers may set a
+// lower limit and answer CodeBatchTooLarge.
+const MaxBatchEvents = 1 << 16
+
 // Append flag bits: part of the wire format.
 const (
 	appendCondition = 1 << 0
@@ -169,6 +175,9 @@ type Append struct {
 func (*Append) Type() MsgType { return TypeAppend }
 
 func (m *Append) AppendBinary(dst []byte) ([]byte, error) {
+	if len(m.Events) > MaxBatchEvents {
+		return dst, encErr(TypeAppend, "events", fmt.Sprintf("%d events, limit %d", len(m.Events), MaxBatchEvents))
+	}
 	if !m.HasCondition && m.ExpectedNext != 0 {
 		return dst, encErr(TypeAppend, "expected next", "set without HasCondition")
 	}
@@ -216,7 +225,8 @@ func (m *Append) Decode(body []byte) error {
 		m.HasCondition = true
 		m.ExpectedNext = d.uvarint("expected next")
 	}
-	n := d.count("events", 1)
+	n := d.countMax("events", 1, MaxBatchEvents)
+	evs = grow(evs, n)
 	for i := 0; i < n && d.err == nil; i++ {
 		evs = append(evs, d.bytes("events", math.MaxInt))
 		if d.err != nil {
@@ -246,6 +256,9 @@ type Confirmed struct {
 func (*Confirmed) Type() MsgType { return TypeConfirmed }
 
 func (m *Confirmed) AppendBinary(dst []byte) ([]byte, error) {
+	if len(m.Offsets) > MaxBatchEvents {
+		return dst, encErr(TypeConfirmed, "offsets", fmt.Sprintf("%d offsets, limit %d", len(m.Offsets), MaxBatchEvents))
+	}
 	dst = appendUvarint(append(dst, byte(TypeConfirmed)), uint64(m.Channel))
 	dst = appendUvarint(dst, m.CommitID)
 	dst = appendUvarint(dst, uint64(len(m.Offsets)))
@@ -266,7 +279,8 @@ func (m *Confirmed) Decode(body []byte) error {
 	d := begin(body, TypeConfirmed)
 	m.Channel = d.channel()
 	m.CommitID = d.uvarint("commit id")
-	n := d.count("offsets", 1)
+	n := d.countMax("offsets", 1, MaxBatchEvents)
+	offs = grow(offs, n)
 	var prev uint64
 	for i := 0; i < n && d.err == nil; i++ {
 		v := d.uvarint("offsets")

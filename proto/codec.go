@@ -242,6 +242,18 @@ func (d *decoder) count(field string, minSize int) int {
 	return int(n)
 }
 
+// countMax is count with an absolute upper limit.
+func (d *decoder) countMax(field string, minSize, limit int) int {
+	start := d.off
+	n := d.count(field, minSize)
+	if d.err == nil && n > limit {
+		d.off = start
+		d.failf(field, ErrInvalid, "count %d exceeds the limit %d", n, limit)
+		return 0
+	}
+	return n
+}
+
 func (d *decoder) code(field string) ErrorCode {
 	start := d.off
 	v := d.uvarint(field)
@@ -251,6 +263,18 @@ func (d *decoder) code(field string) ErrorCode {
 		return 0
 	}
 	return ErrorCode(v)
+}
+
+// grow returns s with room for n more elements, allocating exactly once if
+// needed. Callers pass counts already checked against the remaining input
+// (see decoder.count), so n is bounded by the input size.
+func grow[T any](s []T, n int) []T {
+	if cap(s)-len(s) < n {
+		ns := make([]T, len(s), len(s)+n)
+		copy(ns, s)
+		return ns
+	}
+	return s
 }
 
 // Encoding helpers. Appending never fails; validation happens before.

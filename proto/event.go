@@ -343,6 +343,7 @@ func (e *Event) decodeField(d *decoder, tag, tagOff int) {
 			d.off = at
 			d.fail("public keys", ErrNonCanonical, "empty list (absent is encoded by omission)")
 		}
+		e.PublicKeys = grow(e.PublicKeys, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			e.PublicKeys = append(e.PublicKeys, d.publicKey("public keys"))
 		}
@@ -352,6 +353,7 @@ func (e *Event) decodeField(d *decoder, tag, tagOff int) {
 			d.off = at
 			d.fail("signatures", ErrNonCanonical, "empty list (absent is encoded by omission)")
 		}
+		e.Signatures = grow(e.Signatures, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			var s Signature
 			copy(s.KeyHash[:], d.fixed("signatures.key hash", HashSize))

@@ -737,6 +737,7 @@ func (m *StartOfHistory) Decode(body []byte) error {
 	m.Head = d.uvarint("head")
 	m.Count = d.uvarint("count")
 	n := d.count("root keys", 2+KeyEd25519.Size())
+	keys = grow(keys, n)
 	for i := 0; i < n && d.err == nil; i++ {
 		keys = append(keys, d.publicKey("root keys"))
 	}
