@@ -3,7 +3,7 @@ package mmaplog
 import (
 	"bytes"
 	"errors"
-	"os"
+	"github.com/atedb/atedb/internal/vfs"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,24 +24,27 @@ func recordPositions(t testing.TB, data []byte) (starts, ends []int64) {
 	}
 }
 
-func corruptOpts() Options { return Options{SegmentSize: 32 << 10, MaxRecordSize: 1 << 10} }
+func corruptOpts(fsys vfs.FS) Options {
+	return Options{FS: fsys, SegmentSize: 32 << 10, MaxRecordSize: 1 << 10}
+}
 
-// buildLog appends n records, one per batch, closes the log and returns dir.
-func buildLog(t testing.TB, n uint64, batch int) string {
+// buildLog appends n records in batches on a new in-memory file system,
+// closes the log and returns the file system and the log directory.
+func buildLog(t testing.TB, n uint64, batch int) (*vfs.MemFS, string) {
 	t.Helper()
-	dir := t.TempDir()
-	l := openT(t, dir, corruptOpts())
+	fsys, dir := vfs.NewMem(), "/log"
+	l := openT(t, dir, corruptOpts(fsys))
 	appendN(t, l, 0, n, batch)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return dir
+	return fsys, dir
 }
 
-func lastSegment(t testing.TB, dir string) string {
+func lastSegment(t testing.TB, fsys vfs.FS, dir string) string {
 	t.Helper()
 	var last string
-	for _, n := range listDir(t, OSFS(), dir) {
+	for _, n := range listDir(t, fsys, dir) {
 		if _, ok := parseSegmentName(n); ok {
 			last = n
 		}
@@ -51,9 +54,9 @@ func lastSegment(t testing.TB, dir string) string {
 
 func TestTornTailEveryByte(t *testing.T) {
 	const n = 40
-	dir := buildLog(t, n, 1)
-	segFile := lastSegment(t, dir)
-	golden := osFileBytes(t, segFile)
+	fsys, dir := buildLog(t, n, 1)
+	segFile := lastSegment(t, fsys, dir)
+	golden := readF(t, fsys, segFile)
 	starts, _ := recordPositions(t, golden)
 	p := starts[len(starts)-1]
 	// e is the end of the last record's payload: the padding after it is
@@ -69,11 +72,9 @@ func TestTornTailEveryByte(t *testing.T) {
 					torn[i] = byte(i*13 + 5)
 				}
 			}
-			if err := os.WriteFile(segFile, torn, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			removeSideFiles(t, dir)
-			opts := corruptOpts()
+			writeF(t, fsys, segFile, torn)
+			removeSideFiles(t, fsys, dir)
+			opts := corruptOpts(fsys)
 			opts.Logger = nil
 			l, err := Open(dir, opts)
 			if err != nil {
@@ -94,16 +95,16 @@ func TestTornTailEveryByte(t *testing.T) {
 			appendN(t, l, n-1, 1, 1)
 			l.Close()
 			if wantRepair == 1 {
-				side := sideFiles(t, dir)
+				side := sideFiles(t, fsys, dir)
 				if len(side) != 1 {
 					t.Fatalf("cut at %d: side files %v", k, side)
 				}
-				b := osFileBytes(t, filepath.Join(dir, side[0]))
+				b := readF(t, fsys, filepath.Join(dir, side[0]))
 				if !bytes.Equal(b, torn[p:p+int64(len(b))]) || int64(len(b)) < k-p {
 					t.Fatalf("cut at %d: side file holds %d bytes that are not the torn tail", k, len(b))
 				}
 			}
-			l = openT(t, dir, corruptOpts())
+			l = openT(t, dir, corruptOpts(fsys))
 			if st := l.Stats(); st.Repairs != 0 || l.Head() != n {
 				t.Fatalf("cut at %d: second reopen: %+v", k, st)
 			}
@@ -113,9 +114,9 @@ func TestTornTailEveryByte(t *testing.T) {
 	}
 }
 
-func sideFiles(t testing.TB, dir string) []string {
+func sideFiles(t testing.TB, fsys vfs.FS, dir string) []string {
 	var out []string
-	for _, n := range listDir(t, OSFS(), dir) {
+	for _, n := range listDir(t, fsys, dir) {
 		if strings.Contains(n, tornInfix) {
 			out = append(out, n)
 		}
@@ -123,23 +124,23 @@ func sideFiles(t testing.TB, dir string) []string {
 	return out
 }
 
-func removeSideFiles(t testing.TB, dir string) {
-	for _, n := range sideFiles(t, dir) {
-		os.Remove(filepath.Join(dir, n))
+func removeSideFiles(t testing.TB, fsys vfs.FS, dir string) {
+	for _, n := range sideFiles(t, fsys, dir) {
+		fsys.Remove(filepath.Join(dir, n))
 	}
 }
 
 // TestIncompleteBatchDropped checks that recovery keeps batches whole: a
 // batch whose last record is lost is dropped entirely.
 func TestIncompleteBatchDropped(t *testing.T) {
-	dir := buildLog(t, 20, 5) // 4 batches of 5
-	segFile := lastSegment(t, dir)
-	data := osFileBytes(t, segFile)
+	fsys, dir := buildLog(t, 20, 5) // 4 batches of 5
+	segFile := lastSegment(t, fsys, dir)
+	data := readF(t, fsys, segFile)
 	starts, ends := recordPositions(t, data)
 	last := len(starts) - 1
 	clear(data[starts[last]:ends[last]]) // lose the last record of the last batch
-	os.WriteFile(segFile, data, 0o600)
-	l := openT(t, dir, corruptOpts())
+	writeF(t, fsys, segFile, data)
+	l := openT(t, dir, corruptOpts(fsys))
 	defer l.Close()
 	if h := l.Head(); h != 15 {
 		t.Fatalf("Head = %d, want 15 (last batch dropped whole)", h)
@@ -192,8 +193,8 @@ func TestMiddleCorruption(t *testing.T) {
 	for name, dmg := range cases {
 		for _, where := range []string{"active", "sealed"} {
 			t.Run(name+"/"+where, func(t *testing.T) {
-				dir := buildLog(t, 430, 1) // 3 segments, one batch per record
-				segs := segmentFiles(t, dir)
+				fsys, dir := buildLog(t, 430, 1) // 3 segments, one batch per record
+				segs := segmentFiles(t, fsys, dir)
 				if len(segs) < 3 {
 					t.Fatalf("want >= 3 segments, have %d", len(segs))
 				}
@@ -201,16 +202,16 @@ func TestMiddleCorruption(t *testing.T) {
 				if where == "sealed" {
 					target = segs[1]
 					// Without its index the segment must be rescanned, which finds the damage.
-					os.Remove(filepath.Join(dir, strings.TrimSuffix(target, segSuffix)+idxSuffix))
+					fsys.Remove(filepath.Join(dir, strings.TrimSuffix(target, segSuffix)+idxSuffix))
 				}
 				path := filepath.Join(dir, target)
-				data := osFileBytes(t, path)
+				data := readF(t, fsys, path)
 				starts, _ := recordPositions(t, data)
 				pos := dmg(t, data, starts)
-				os.WriteFile(path, data, 0o600)
-				before := dirSnapshot(t, dir)
+				writeF(t, fsys, path, data)
+				before := dirSnapshot(t, fsys, dir)
 
-				opts := corruptOpts()
+				opts := corruptOpts(fsys)
 				opts.Logger = testLogger(t)
 				l, err := Open(dir, opts)
 				ce, ok := isCorrupt(err)
@@ -236,7 +237,7 @@ func TestMiddleCorruption(t *testing.T) {
 					t.Fatalf("Err = %v", l.Err())
 				}
 				l.Close()
-				if after := dirSnapshot(t, dir); !equalSnapshots(before, after) {
+				if after := dirSnapshot(t, fsys, dir); !equalSnapshots(before, after) {
 					t.Fatal("opening a corrupt log changed or deleted files")
 				}
 			})
@@ -279,9 +280,9 @@ func indexOf(xs []int64, x int64) int {
 	return -1
 }
 
-func segmentFiles(t testing.TB, dir string) []string {
+func segmentFiles(t testing.TB, fsys vfs.FS, dir string) []string {
 	var out []string
-	for _, n := range listDir(t, OSFS(), dir) {
+	for _, n := range listDir(t, fsys, dir) {
 		if _, ok := parseSegmentName(n); ok {
 			out = append(out, n)
 		}
@@ -289,13 +290,13 @@ func segmentFiles(t testing.TB, dir string) []string {
 	return out
 }
 
-func dirSnapshot(t testing.TB, dir string) map[string][]byte {
+func dirSnapshot(t testing.TB, fsys vfs.FS, dir string) map[string][]byte {
 	m := map[string][]byte{}
-	for _, n := range listDir(t, OSFS(), dir) {
+	for _, n := range listDir(t, fsys, dir) {
 		if n == lockName {
 			continue
 		}
-		m[n] = osFileBytes(t, filepath.Join(dir, n))
+		m[n] = readF(t, fsys, filepath.Join(dir, n))
 	}
 	return m
 }
@@ -313,15 +314,15 @@ func equalSnapshots(a, b map[string][]byte) bool {
 }
 
 func TestCorruptionInIndexedSegmentFoundByReader(t *testing.T) {
-	dir := buildLog(t, 430, 1)
-	segs := segmentFiles(t, dir)
+	fsys, dir := buildLog(t, 430, 1)
+	segs := segmentFiles(t, fsys, dir)
 	path := filepath.Join(dir, segs[1])
-	data := osFileBytes(t, path)
+	data := readF(t, fsys, path)
 	starts, _ := recordPositions(t, data)
 	p := starts[10]
 	data[p+recHeaderSize] ^= 0xff
-	os.WriteFile(path, data, 0o600)
-	l := openT(t, dir, corruptOpts()) // the index is valid: open does not scan
+	writeF(t, fsys, path, data)
+	l := openT(t, dir, corruptOpts(fsys)) // the index is valid: open does not scan
 	defer l.Close()
 	c, _ := l.NewCursor(0)
 	defer c.Close()
@@ -344,38 +345,38 @@ func TestCorruptionInIndexedSegmentFoundByReader(t *testing.T) {
 }
 
 func TestIndexRebuild(t *testing.T) {
-	for name, spoil := range map[string]func(t *testing.T, dir string, idx []string){
-		"missing": func(t *testing.T, dir string, idx []string) {
+	for name, spoil := range map[string]func(t *testing.T, fsys vfs.FS, dir string, idx []string){
+		"missing": func(t *testing.T, fsys vfs.FS, dir string, idx []string) {
 			for _, n := range idx {
-				os.Remove(filepath.Join(dir, n))
+				fsys.Remove(filepath.Join(dir, n))
 			}
 		},
-		"bit flip": func(t *testing.T, dir string, idx []string) {
+		"bit flip": func(t *testing.T, fsys vfs.FS, dir string, idx []string) {
 			for _, n := range idx {
-				b := osFileBytes(t, filepath.Join(dir, n))
+				b := readF(t, fsys, filepath.Join(dir, n))
 				b[len(b)/2] ^= 4
-				os.WriteFile(filepath.Join(dir, n), b, 0o600)
+				writeF(t, fsys, filepath.Join(dir, n), b)
 			}
 		},
-		"truncated": func(t *testing.T, dir string, idx []string) {
+		"truncated": func(t *testing.T, fsys vfs.FS, dir string, idx []string) {
 			for _, n := range idx {
-				os.Truncate(filepath.Join(dir, n), 50)
+				writeF(t, fsys, filepath.Join(dir, n), readF(t, fsys, filepath.Join(dir, n))[:50])
 			}
 		},
-		"other segment's": func(t *testing.T, dir string, idx []string) {
+		"other segment's": func(t *testing.T, fsys vfs.FS, dir string, idx []string) {
 			var orig [][]byte
 			for _, n := range idx {
-				orig = append(orig, osFileBytes(t, filepath.Join(dir, n)))
+				orig = append(orig, readF(t, fsys, filepath.Join(dir, n)))
 			}
 			for i, n := range idx { // each segment gets its neighbour's index
-				os.WriteFile(filepath.Join(dir, n), orig[(i+1)%len(idx)], 0o600)
+				writeF(t, fsys, filepath.Join(dir, n), orig[(i+1)%len(idx)])
 			}
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			dir := buildLog(t, 700, 3)
+			fsys, dir := buildLog(t, 700, 3)
 			var idx []string
-			for _, n := range listDir(t, OSFS(), dir) {
+			for _, n := range listDir(t, fsys, dir) {
 				if strings.HasSuffix(n, idxSuffix) {
 					idx = append(idx, n)
 				}
@@ -383,8 +384,8 @@ func TestIndexRebuild(t *testing.T) {
 			if len(idx) < 3 {
 				t.Fatalf("only %d index files", len(idx))
 			}
-			spoil(t, dir, idx)
-			l := openT(t, dir, corruptOpts())
+			spoil(t, fsys, dir, idx)
+			l := openT(t, dir, corruptOpts(fsys))
 			if st := l.Stats(); st.IndexRebuilds != uint64(len(idx)) || st.Head != 700 {
 				t.Fatalf("Stats = %+v, want %d rebuilds", st, len(idx))
 			}
@@ -393,7 +394,7 @@ func TestIndexRebuild(t *testing.T) {
 				checkDense(t, readAll(t, l, from), from, 700)
 			}
 			l.Close()
-			l = openT(t, dir, corruptOpts())
+			l = openT(t, dir, corruptOpts(fsys))
 			defer l.Close()
 			if st := l.Stats(); st.IndexRebuilds != 0 {
 				t.Fatalf("rebuilt indexes were not saved: %+v", st)
@@ -403,13 +404,13 @@ func TestIndexRebuild(t *testing.T) {
 }
 
 func TestBadSegmentHeader(t *testing.T) {
-	dir := buildLog(t, 430, 1)
-	segs := segmentFiles(t, dir)
+	fsys, dir := buildLog(t, 430, 1)
+	segs := segmentFiles(t, fsys, dir)
 	path := filepath.Join(dir, segs[1])
-	data := osFileBytes(t, path)
+	data := readF(t, fsys, path)
 	data[3] = 'X'
-	os.WriteFile(path, data, 0o600)
-	l, err := Open(dir, corruptOpts())
+	writeF(t, fsys, path, data)
+	l, err := Open(dir, corruptOpts(fsys))
 	ce, ok := isCorrupt(err)
 	if !ok || ce.Segment != segs[1] || ce.Pos != 0 {
 		t.Fatalf("Open: %v", err)
@@ -422,13 +423,47 @@ func TestBadSegmentHeader(t *testing.T) {
 }
 
 func TestMissingSegmentDetected(t *testing.T) {
-	dir := buildLog(t, 430, 1)
-	segs := segmentFiles(t, dir)
-	os.Remove(filepath.Join(dir, segs[1]))
-	l, err := Open(dir, corruptOpts())
+	fsys, dir := buildLog(t, 430, 1)
+	segs := segmentFiles(t, fsys, dir)
+	fsys.Remove(filepath.Join(dir, segs[1]))
+	l, err := Open(dir, corruptOpts(fsys))
 	ce, ok := isCorrupt(err)
 	if !ok || ce.Segment != segs[2] {
 		t.Fatalf("Open with a segment missing: %v", err)
 	}
 	l.Close()
+}
+
+func readF(t testing.TB, fsys vfs.FS, path string) []byte {
+	t.Helper()
+	f, err := fsys.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n, err := f.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, 0); err != nil && n > 0 {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// writeF replaces the contents of a file.
+func writeF(t testing.TB, fsys vfs.FS, path string, b []byte) {
+	t.Helper()
+	f, err := fsys.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
 }
