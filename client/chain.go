@@ -1,0 +1,344 @@
+package client
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/atedb/atedb/proto"
+)
+
+// Chain is one chain of a [Client]'s connection: the URL's chain
+// ([Client.Chain]) or one opened with [Client.OpenChain]. It appends,
+// subscribes and locks on that chain.
+//
+// Appends of one Chain form a pipeline: batches are committed in the order
+// their AppendAsync (or Append) calls returned, at most the window size
+// (see [WithWindow]) are in flight at once, and once one fails, the later
+// ones already in flight fail too ([ErrAborted]), so the order is never
+// broken. Batches issued after the failure was reported start a new
+// pipeline and are accepted again.
+//
+// All methods are safe for concurrent use.
+type Chain struct {
+	c      *Client
+	key    string
+	base   uint32        // the chain's own channel
+	window chan struct{} // one token per batch in flight
+
+	// Guarded by c.mu.
+	wch     uint32            // channel that new appends go to
+	locks   map[uint64]uint64 // held lock keys -> connection generation
+	closed  bool
+	opening *request // pending Open of base, until Opened or Error
+}
+
+func (c *Client) newChain(key string, base uint32) *Chain {
+	ch := &Chain{
+		c:      c,
+		key:    key,
+		base:   base,
+		wch:    base,
+		window: make(chan struct{}, c.o.window),
+		locks:  make(map[uint64]uint64),
+	}
+	if base == 0 {
+		c.chains[ch] = struct{}{}
+	}
+	return ch
+}
+
+// Key returns the chain key.
+func (ch *Chain) Key() string { return ch.key }
+
+// Batch is one atomic append: all of its events are stored, or none.
+type Batch struct {
+	// Events to append, in order. Their encodings are copied before
+	// AppendAsync returns; an empty batch is a barrier (see [Chain.Sync]).
+	Events []proto.Event
+	// Conditional, with ExpectedNext, stores the batch only if the chain's
+	// next offset is ExpectedNext; otherwise it fails with [ErrConflict]
+	// and the error's Head holds the current next offset.
+	Conditional  bool
+	ExpectedNext uint64
+}
+
+// Future is the pending result of [Chain.AppendAsync].
+type Future struct {
+	done    chan struct{}
+	offsets []uint64
+	err     error
+
+	// Guarded by Client.mu.
+	chain  *Chain
+	id     uint64
+	cond   bool
+	expect uint64
+	events [][]byte
+	ch     uint32 // channel it was last sent on
+	gen    uint64 // connection generation it was last sent on
+	doomed bool   // an earlier batch of its pipeline failed: it will be aborted
+	body   []byte // encoded Append for (ch), reused when resent on the same channel
+}
+
+// Done returns a channel closed once the result is known.
+func (f *Future) Done() <-chan struct{} { return f.done }
+
+// Wait waits for the result: the offsets of the batch's events, in order
+// (a resent batch that the server had already stored gets its original
+// offsets), or the error: a *[CommitError] when the server refused the
+// batch, ErrClosed, [ErrConnectionLost] without reconnect, or ctx's
+// error (the batch may then still be committed; it is not cancelled).
+func (f *Future) Wait(ctx context.Context) ([]uint64, error) {
+	select {
+	case <-f.done:
+		return f.offsets, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Result returns the result once Done is closed; before that it returns
+// nil, nil.
+func (f *Future) Result() ([]uint64, error) {
+	select {
+	case <-f.done:
+		return f.offsets, f.err
+	default:
+		return nil, nil
+	}
+}
+
+// completeLocked records the result, frees the window slot and forgets
+// the batch. Only the first call has an effect.
+func (f *Future) completeLocked(offsets []uint64, err error) {
+	select {
+	case <-f.done:
+		return
+	default:
+	}
+	delete(f.chain.c.appends, f.id)
+	f.offsets, f.err = offsets, err
+	f.events, f.body = nil, nil
+	close(f.done)
+	<-f.chain.window
+}
+
+// sendLocked sends the batch on cn, on the chain's current append channel.
+func (f *Future) sendLocked(cn *conn) {
+	ch := f.chain.wch
+	if f.body == nil || ch != f.ch {
+		m := proto.Append{Channel: ch, CommitID: f.id, HasCondition: f.cond, ExpectedNext: f.expect, Events: f.events}
+		f.body, _ = m.AppendBinary(f.body[:0])
+	}
+	f.ch, f.gen, f.doomed = ch, f.chain.c.gen, false
+	cn.out.push(f.body)
+}
+
+// AppendAsync starts appending one batch and returns its [Future]. It
+// waits while the chain's window of in-flight batches is full (bounded by
+// ctx), encodes the events, and queues the batch; it does not wait for the
+// server. While the client is reconnecting, the batch is queued and sent
+// on the next connection.
+//
+// Errors (the batch was not sent): an *proto.EncodeError for an event with
+// no valid encoding, an error when the encoded batch exceeds the frame
+// size, ctx's error, ErrClosed.
+func (ch *Chain) AppendAsync(ctx context.Context, b Batch) (*Future, error) {
+	c := ch.c
+	size := 0
+	for i := range b.Events {
+		size += b.Events[i].EncodedSize() + 10
+	}
+	block := make([]byte, 0, size)
+	events := make([][]byte, len(b.Events))
+	for i := range b.Events {
+		start := len(block)
+		var err error
+		block, err = b.Events[i].AppendBinary(block)
+		if err != nil {
+			return nil, fmt.Errorf("client: event %d: %w", i, err)
+		}
+		events[i] = block[start:len(block):len(block)]
+	}
+	if !b.Conditional && b.ExpectedNext != 0 {
+		return nil, fmt.Errorf("client: ExpectedNext set without Conditional")
+	}
+	select {
+	case ch.window <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.dead:
+		return nil, c.Err()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.isDeadLocked() || ch.closed {
+		<-ch.window
+		if ch.closed && c.err == nil {
+			return nil, ErrClosed
+		}
+		return nil, c.err
+	}
+	f := &Future{
+		done:   make(chan struct{}),
+		chain:  ch,
+		id:     c.newIDLocked(),
+		cond:   b.Conditional,
+		expect: b.ExpectedNext,
+		events: events,
+	}
+	m := proto.Append{Channel: ch.wch, CommitID: f.id, HasCondition: f.cond, ExpectedNext: f.expect, Events: events}
+	maxBody := c.o.maxFrame
+	if c.cur != nil {
+		maxBody = c.cur.maxBody
+	}
+	if n := m.EncodedSize(); n > maxBody {
+		<-ch.window
+		return nil, fmt.Errorf("client: batch of %d events encodes to %d bytes, more than the %d-byte frame limit: split it",
+			len(events), n, maxBody)
+	}
+	c.appends[f.id] = f
+	if c.cur != nil {
+		f.sendLocked(c.cur)
+	}
+	return f, nil
+}
+
+// Append appends events as one atomic batch and waits until the server
+// has confirmed it (validated and durable). It returns the events'
+// offsets. Errors are those of [Chain.AppendAsync] and [Future.Wait]; a
+// *[CommitError] carries the server's code, reason and failing event.
+func (ch *Chain) Append(ctx context.Context, events ...proto.Event) ([]uint64, error) {
+	f, err := ch.AppendAsync(ctx, Batch{Events: events})
+	if err != nil {
+		return nil, err
+	}
+	return f.Wait(ctx)
+}
+
+// AppendIf appends events only if the chain's next offset is expectedNext
+// (optimistic concurrency). When another writer got there first it
+// returns a *[CommitError] matching [ErrConflict] whose Head is the
+// chain's current next offset.
+func (ch *Chain) AppendIf(ctx context.Context, expectedNext uint64, events ...proto.Event) ([]uint64, error) {
+	f, err := ch.AppendAsync(ctx, Batch{Events: events, Conditional: true, ExpectedNext: expectedNext})
+	if err != nil {
+		return nil, err
+	}
+	return f.Wait(ctx)
+}
+
+// Sync waits until every batch appended on this chain before the call is
+// answered: it sends an empty batch, which the server confirms after the
+// batches before it.
+func (ch *Chain) Sync(ctx context.Context) error {
+	_, err := ch.Append(ctx)
+	return err
+}
+
+// Lock takes the advisory lock on object key of this chain. The lock is
+// owned by this connection: the server releases it on Unlock or when the
+// connection ends (including a reconnect; see [ErrLockLost]). A key held
+// by another connection fails with a *[ServerError] of code
+// proto.CodeLockHeld; Lock does not wait for it to be released.
+func (ch *Chain) Lock(ctx context.Context, key uint64) error {
+	return ch.lockOp(ctx, reqLock, key)
+}
+
+// Unlock releases a lock taken with [Chain.Lock]. Errors: [ErrLockLost]
+// if the connection that took it has ended since, a *[ServerError] of
+// code proto.CodeNotLockOwner if this connection does not hold it.
+func (ch *Chain) Unlock(ctx context.Context, key uint64) error {
+	return ch.lockOp(ctx, reqUnlock, key)
+}
+
+func (ch *Chain) lockOp(ctx context.Context, kind reqKind, key uint64) error {
+	c := ch.c
+	if err := c.lockConnected(ctx); err != nil {
+		return err
+	}
+	if ch.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if kind == reqUnlock {
+		if gen, ok := ch.locks[key]; ok && gen != c.gen {
+			delete(ch.locks, key)
+			c.mu.Unlock()
+			return ErrLockLost
+		}
+	}
+	id := c.newIDLocked()
+	r := &request{kind: kind, chain: ch, key: key, done: make(chan error, 1)}
+	c.reqs[id] = r
+	r.sendLocked(c.cur, id)
+	c.mu.Unlock()
+	return c.wait(ctx, id, r)
+}
+
+// Close releases the chain's channel on the server (and with it the locks
+// taken through this handle) and ends its subscriptions. Batches already
+// sent are still answered. Closing the URL's chain ([Client.Chain]) closes
+// the Client.
+func (ch *Chain) Close() error {
+	c := ch.c
+	if ch.base == 0 {
+		return c.Close()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch.closed {
+		return nil
+	}
+	ch.closed = true
+	delete(c.chains, ch)
+	for num, st := range c.chans {
+		if st.chain != ch || st.closing {
+			continue
+		}
+		if st.kind == chanSub {
+			st.sub.closeLocked()
+			continue
+		}
+		st.closing = true
+		if c.cur != nil {
+			c.cur.send(&proto.Close{Channel: num})
+		} else {
+			delete(c.chans, num)
+		}
+	}
+	if ch.opening != nil {
+		ch.opening.done <- ErrClosed
+		ch.opening = nil
+	}
+	return nil
+}
+
+// failedLocked switches the chain's appends to a fresh channel after a
+// batch on channel num failed: the server refuses every later batch of
+// the failed pipeline, so the batches in flight there are doomed, and
+// batches issued from now on go to a new pipeline.
+func (ch *Chain) failedLocked(num uint32) {
+	c := ch.c
+	for _, f := range c.appends {
+		if f.chain == ch && f.ch == num && f.gen == c.gen {
+			f.doomed = true
+		}
+	}
+	if ch.wch != num || ch.closed || c.cur == nil {
+		return
+	}
+	next, err := c.allocChanLocked()
+	if err != nil {
+		return // keep using the failed pipeline; its refusals say why
+	}
+	c.chans[next] = &channel{kind: chanWriter, chain: ch}
+	c.cur.send(&proto.Open{Channel: next, ChainKey: ch.key})
+	ch.wch = next
+	if num != ch.base {
+		if st := c.chans[num]; st != nil {
+			st.closing = true
+		}
+		c.cur.send(&proto.Close{Channel: num})
+	}
+}

@@ -1,0 +1,295 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/atedb/atedb/kex"
+	"github.com/atedb/atedb/proto"
+)
+
+// aLongTimeAgo is a deadline in the past, used to unblock pending I/O.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// conn is one TCP connection of a Client: the frame stream (sealed when
+// wire encryption is on), its out queue and its reader and writer
+// goroutines. The Client's run loop owns it: it dials it, attaches it,
+// waits for it to die and detaches it.
+type conn struct {
+	c     *Client
+	nc    net.Conn
+	fc    proto.FrameConn
+	sess  *kex.Session
+	nonce [proto.NonceSize]byte
+	out   *outQueue
+	// maxBody is the largest frame body this connection can send.
+	maxBody int
+
+	dead     chan struct{} // closed by kill
+	killOnce sync.Once
+	err      error // why it died; set before dead is closed
+	wg       sync.WaitGroup
+}
+
+// dialConn connects, says hello, runs the key exchange if any and waits
+// for the URL's chain to open on channel 0. Everything is bounded by the
+// handshake timeout and ctx. The returned conn has no goroutines yet.
+func (c *Client) dialConn(ctx context.Context) (*conn, error) {
+	o := &c.o
+	ctx, cancel := context.WithTimeout(ctx, o.handshakeTimeout)
+	defer cancel()
+	nc, err := o.dial(ctx, "tcp", c.target.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("client: connect to %s: %w", c.target.Addr, err)
+	}
+	cn := &conn{c: c, nc: nc, dead: make(chan struct{}), out: newOutQueue()}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(aLongTimeAgo) })
+	err = cn.handshake()
+	if stopped := stop(); err == nil && !stopped || err != nil && ctx.Err() != nil {
+		// The deadline fired (or was poisoned by the AfterFunc) first.
+		err = fmt.Errorf("client: handshake with %s: %w", c.target.Addr, context.Cause(ctx))
+	}
+	if err != nil {
+		nc.Close()
+		if cn.sess != nil {
+			cn.sess.Close()
+		}
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return cn, nil
+}
+
+func (cn *conn) handshake() error {
+	c := cn.c
+	o := &c.o
+	wanted := o.keySize
+	hello := proto.Hello{
+		Version:  proto.ProtocolVersion,
+		KeySize:  proto.KeySize(wanted),
+		Route:    c.target.Route,
+		ChainKey: c.target.ChainKey,
+	}
+	if o.pin != "" {
+		hello.Features |= proto.FeatureServerIdentity
+	}
+	helloBody, err := hello.AppendBinary(nil)
+	if err != nil {
+		return fmt.Errorf("client: encode hello: %w", err)
+	}
+	stream := proto.NewStream(cn.nc, o.maxFrame)
+	if err := stream.WriteFrame(helloBody); err != nil {
+		return fmt.Errorf("client: send hello: %w", err)
+	}
+	if err := stream.Flush(); err != nil {
+		return fmt.Errorf("client: send hello: %w", err)
+	}
+	body, err := stream.ReadFrame()
+	if err != nil {
+		return fmt.Errorf("client: read hello-ack from %s: %w", c.target.Addr, err)
+	}
+	ackBody := append([]byte(nil), body...) // the kex transcript needs the exact bytes
+	var ack proto.HelloAck
+	if t, _ := proto.PeekType(ackBody); t == proto.TypeFatal {
+		var f proto.Fatal
+		if err := f.Decode(ackBody); err == nil {
+			return &ServerError{Op: "hello", Code: f.Code, Reason: f.Reason, Fatal: true}
+		}
+	}
+	if err := ack.Decode(ackBody); err != nil {
+		if errors.Is(err, proto.ErrUnsupportedVersion) {
+			return &ServerError{Op: "hello", Code: proto.CodeUnsupportedVersion,
+				Reason: fmt.Sprintf("the server speaks protocol version %d, this client %d", ack.Version, proto.ProtocolVersion)}
+		}
+		return &ProtocolError{Msg: "HelloAck", Reason: "undecodable", Err: err}
+	}
+	if ack.Code != proto.CodeOK {
+		return &ServerError{Op: "hello", Code: ack.Code, Reason: ack.Reason}
+	}
+	negotiated := kex.KeySize(ack.KeySize)
+	if err := kex.CheckNegotiated(wanted, negotiated); err != nil {
+		return &handshakeSecurityError{fmt.Errorf("client: %w", err)}
+	}
+	if o.pin != "" && (ack.Features&proto.FeatureServerIdentity == 0 || negotiated == kex.KeySizeNone) {
+		return &handshakeSecurityError{fmt.Errorf("client: %w: the server did not offer to prove an identity", kex.ErrFingerprintMismatch)}
+	}
+	cn.nonce = ack.Nonce
+	cn.fc = stream
+	cn.maxBody = stream.FrameWriter.MaxFrameSize()
+	if negotiated != kex.KeySizeNone {
+		cfg := kex.ClientConfig{}
+		if o.pin != "" {
+			cfg.PinnedFingerprint = []byte(o.pin)
+		}
+		sess, err := kex.ClientHandshake(stream, helloBody, ackBody, negotiated, cfg)
+		if err != nil {
+			if errors.Is(err, kex.ErrFingerprintMismatch) || errors.Is(err, kex.ErrBadSignature) ||
+				errors.Is(err, kex.ErrKeyConfirmation) {
+				return &handshakeSecurityError{fmt.Errorf("client: key exchange with %s: %w", c.target.Addr, err)}
+			}
+			return fmt.Errorf("client: key exchange with %s: %w", c.target.Addr, err)
+		}
+		cn.sess = sess
+		sc := sess.Conn(stream)
+		cn.fc = sc
+		cn.maxBody = sc.MaxFrameSize()
+	}
+	// Channel 0 is the URL's chain: wait until it is open, so that a
+	// refused or unopenable chain fails Dial with the server's reason.
+	for {
+		body, err := cn.fc.ReadFrame()
+		if err != nil {
+			return fmt.Errorf("client: waiting for chain %q to open: %w", c.target.ChainKey, err)
+		}
+		t, err := proto.PeekType(body)
+		if err != nil {
+			return &ProtocolError{Msg: "frame", Reason: "before channel 0 opened", Err: err}
+		}
+		switch t {
+		case proto.TypeOpened:
+			var m proto.Opened
+			if err := m.Decode(body); err != nil || m.Channel != 0 {
+				return &ProtocolError{Msg: "Opened", Reason: "expected channel 0", Err: err}
+			}
+			return nil
+		case proto.TypeError:
+			var m proto.Error
+			if err := m.Decode(body); err != nil {
+				return &ProtocolError{Msg: "Error", Reason: "undecodable", Err: err}
+			}
+			return &ServerError{Op: "open " + c.target.ChainKey, Code: m.Code, Reason: m.Reason}
+		case proto.TypeFatal:
+			var m proto.Fatal
+			if err := m.Decode(body); err != nil {
+				return &ProtocolError{Msg: "Fatal", Reason: "undecodable", Err: err}
+			}
+			return &ServerError{Op: "open " + c.target.ChainKey, Code: m.Code, Reason: m.Reason, Fatal: true}
+		case proto.TypePing:
+			var m proto.Ping
+			if err := m.Decode(body); err != nil {
+				return &ProtocolError{Msg: "Ping", Reason: "undecodable", Err: err}
+			}
+			pong, _ := (&proto.Pong{ID: m.ID}).AppendBinary(nil)
+			if err := cn.fc.WriteFrame(pong); err != nil {
+				return err
+			}
+			if err := cn.fc.Flush(); err != nil {
+				return err
+			}
+		default:
+			return &ProtocolError{Msg: t.String(), Reason: "received before channel 0 opened"}
+		}
+	}
+}
+
+// start launches the reader and writer goroutines.
+func (cn *conn) start() {
+	cn.wg.Add(2)
+	go cn.writer()
+	go cn.reader()
+}
+
+// kill ends the connection with err (the first cause wins) and unblocks
+// both goroutines. Safe to call any number of times from any goroutine.
+func (cn *conn) kill(err error) {
+	cn.killOnce.Do(func() {
+		cn.err = err
+		close(cn.dead)
+		cn.out.close()
+		_ = cn.nc.SetDeadline(aLongTimeAgo)
+		_ = cn.nc.Close()
+	})
+}
+
+// send queues a message; the writer goroutine sends it. It reports false
+// if the connection is already dying (the caller's request will then be
+// handled by the reconnect logic).
+func (cn *conn) send(m proto.Message) bool {
+	body, err := m.AppendBinary(nil)
+	if err != nil {
+		// Every message the client builds is checked before; this is a bug.
+		panic(fmt.Sprintf("client: encode %s: %v", m.Type(), err))
+	}
+	return cn.out.push(body)
+}
+
+func (cn *conn) writer() {
+	defer cn.wg.Done()
+	var batch [][]byte
+	for {
+		select {
+		case <-cn.out.wake:
+		case <-cn.dead:
+			return
+		}
+		var closed bool
+		batch, closed = cn.out.take(batch[:0])
+		for _, b := range batch {
+			if err := cn.fc.WriteFrame(b); err != nil {
+				cn.kill(fmt.Errorf("%w: write: %w", ErrConnectionLost, err))
+				return
+			}
+		}
+		clear(batch)
+		if err := cn.fc.Flush(); err != nil {
+			cn.kill(fmt.Errorf("%w: write: %w", ErrConnectionLost, err))
+			return
+		}
+		if closed {
+			return
+		}
+	}
+}
+
+func (cn *conn) reader() {
+	defer cn.wg.Done()
+	keepAlive := cn.c.o.keepAlive
+	var pingID uint64
+	pinged := false
+	d := &dispatcher{cn: cn}
+	for {
+		_ = cn.nc.SetReadDeadline(time.Now().Add(keepAlive))
+		body, err := cn.fc.ReadFrame()
+		if err != nil {
+			select {
+			case <-cn.dead:
+				return
+			default:
+			}
+			var ne net.Error
+			if (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, os.ErrDeadlineExceeded) {
+				if !pinged {
+					pinged = true
+					pingID++
+					cn.send(&proto.Ping{ID: pingID | 1<<63})
+					continue
+				}
+				cn.kill(fmt.Errorf("%w: no answer from the server for %s", ErrConnectionLost, 2*keepAlive))
+				return
+			}
+			cn.kill(fmt.Errorf("%w: read: %w", ErrConnectionLost, err))
+			return
+		}
+		pinged = false
+		if err := d.dispatch(body); err != nil {
+			cn.c.o.log.Warn("atedb client: dropping connection", "addr", cn.c.target.Addr, "err", err)
+			cn.kill(err)
+			return
+		}
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,517 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"time"
+
+	"github.com/atedb/atedb/proto"
+)
+
+// SubscribeOptions says which events a [Subscription] delivers.
+type SubscribeOptions struct {
+	// History replays stored events, starting at offset From, or, when
+	// FromTime is not zero, at the first event stored at or after that
+	// server time. Without History, From and FromTime must be zero.
+	History  bool
+	From     uint64
+	FromTime time.Time
+	// Live delivers events confirmed after the history, as they are
+	// confirmed. Without Live, the subscription ends (io.EOF) after the
+	// last event that was stored when it started. At least one of History
+	// and Live must be set.
+	Live bool
+	// BufferBytes bounds the events buffered for a consumer that reads
+	// slower than the server sends (default from [WithSubscribeBuffer]).
+	// When the buffer is full the client pauses the server's stream and
+	// resumes it, from the next offset, once the consumer has read half of
+	// it: memory stays bounded and no event is lost or repeated.
+	BufferBytes int
+}
+
+// Event is one stored event as delivered by a [Subscription]: its offset
+// in the chain, the server time at which it was stored, and the decoded
+// event (embedded, so ev.Data and ev.DataKey work). Its byte slices are
+// owned by the Event and stay valid.
+type Event struct {
+	Offset uint64
+	Time   time.Time
+	proto.Event
+	// Raw is the event's canonical encoding, as stored.
+	Raw []byte
+}
+
+// subState is where a subscription stands with the server.
+type subState uint8
+
+const (
+	subIdle     subState = iota // nothing sent on the current connection
+	subStarting                 // Subscribe sent, StartOfHistory not yet received
+	subRunning                  // streaming
+	subPausing                  // Unsubscribe sent because the buffer is full
+	subPaused                   // server stream stopped; resume when drained
+	subDone                     // no more events will come
+)
+
+// Subscription is a stream of events of one chain, in strictly ascending
+// offset order without duplicates, across pauses and reconnects. Read it
+// with [Subscription.Next] or range over [Subscription.Events]. One
+// goroutine should read; Close may be called from any goroutine.
+type Subscription struct {
+	c     *Client
+	chain *Chain
+	num   uint32 // channel number
+	opts  SubscribeOptions
+	limit int
+
+	started     chan struct{} // closed at the first StartOfHistory or failure
+	historyDone chan struct{} // closed when the consumer reached the end of the history
+	notify      chan struct{} // capacity 1: buffer or state changed
+
+	// Guarded by c.mu.
+	state    subState
+	startErr error
+	head     uint64 // chain's next offset when the subscription started
+	next     uint64 // offset after the last event buffered
+	haveNext bool
+	buf      []subItem
+	bufHead  int
+	bufBytes int
+	marked   bool  // the end-of-history marker was buffered
+	err      error // terminal error, reported after the buffer drains
+	finished bool  // nothing more will be buffered
+	closed   bool
+}
+
+type subItem struct {
+	ev     Event
+	size   int
+	marker bool // end of history
+}
+
+// subItemOverhead is what one buffered event costs beyond its bytes.
+const subItemOverhead = 256
+
+// Subscribe starts a subscription and returns once the server has accepted
+// it. Errors: an error for invalid options, a *[ServerError] when the
+// server refuses (for example CodeConflict for a From beyond the chain's
+// head), ctx's error, ErrClosed.
+func (ch *Chain) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscription, error) {
+	c := ch.c
+	if !opts.History && !opts.Live {
+		return nil, errors.New("client: subscribe needs History, Live or both")
+	}
+	if !opts.History && (opts.From != 0 || !opts.FromTime.IsZero()) {
+		return nil, errors.New("client: a start point (From, FromTime) needs History")
+	}
+	if !opts.FromTime.IsZero() && opts.From != 0 {
+		return nil, errors.New("client: give From or FromTime, not both")
+	}
+	if !opts.FromTime.IsZero() && opts.FromTime.UnixNano() < 0 {
+		return nil, errors.New("client: FromTime before 1970")
+	}
+	limit := opts.BufferBytes
+	if limit <= 0 {
+		limit = c.o.subBuffer
+	}
+	if err := c.lockConnected(ctx); err != nil {
+		return nil, err
+	}
+	if ch.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	num, err := c.allocChanLocked()
+	if err != nil {
+		c.mu.Unlock()
+		return nil, err
+	}
+	s := &Subscription{
+		c:           c,
+		chain:       ch,
+		num:         num,
+		opts:        opts,
+		limit:       limit,
+		started:     make(chan struct{}),
+		historyDone: make(chan struct{}),
+		notify:      make(chan struct{}, 1),
+	}
+	c.chans[num] = &channel{kind: chanSub, chain: ch, sub: s}
+	s.attachLocked(c.cur)
+	c.mu.Unlock()
+
+	select {
+	case <-s.started:
+	case <-ctx.Done():
+		s.Close()
+		return nil, ctx.Err()
+	}
+	c.mu.Lock()
+	err = s.startErr
+	c.mu.Unlock()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// attachLocked (re)starts the subscription on a new connection: it opens
+// its channel and, unless paused by a full buffer, subscribes from the
+// resume point.
+func (s *Subscription) attachLocked(cn *conn) {
+	if s.closed || s.state == subDone {
+		return
+	}
+	cn.send(&proto.Open{Channel: s.num, ChainKey: s.chain.key})
+	if s.state == subPaused || s.state == subPausing {
+		s.state = subPaused
+		return
+	}
+	s.subscribeLocked(cn)
+}
+
+// subscribeLocked sends Subscribe: the original request the first time,
+// then (once an offset is known) history from the resume point.
+func (s *Subscription) subscribeLocked(cn *conn) {
+	m := proto.Subscribe{Channel: s.num, History: s.opts.History, Live: s.opts.Live}
+	switch {
+	case s.haveNext:
+		m.History, m.From = true, s.next
+	case !s.opts.FromTime.IsZero():
+		m.FromTime, m.From = true, uint64(s.opts.FromTime.UnixNano())
+	default:
+		m.From = s.opts.From
+	}
+	cn.send(&m)
+	s.state = subStarting
+}
+
+// detachLocked notes that the connection is gone.
+func (s *Subscription) detachLocked() {
+	switch s.state {
+	case subStarting, subRunning:
+		s.state = subIdle
+	case subPausing:
+		s.state = subPaused
+	}
+}
+
+// failLocked ends the subscription with err after the buffered events.
+func (s *Subscription) failLocked(err error) {
+	if s.finished {
+		return
+	}
+	s.finished = true
+	s.err = err
+	s.state = subDone
+	if s.startErr == nil {
+		s.startErr = err
+	}
+	s.closeStartedLocked()
+	s.wake()
+}
+
+func (s *Subscription) closeStartedLocked() {
+	select {
+	case <-s.started:
+	default:
+		close(s.started)
+	}
+}
+
+func (s *Subscription) wake() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+// endLocked marks the subscription as complete (history only) and frees
+// its channel on the server.
+func (s *Subscription) endLocked() {
+	if !s.marked {
+		s.buf = append(s.buf, subItem{marker: true})
+		s.marked = true
+	}
+	s.finished = true
+	s.state = subDone
+	s.releaseChannelLocked()
+	s.wake()
+}
+
+func (s *Subscription) releaseChannelLocked() {
+	c := s.c
+	st := c.chans[s.num]
+	if st == nil || st.sub != s || st.closing {
+		return
+	}
+	st.closing = true
+	if c.cur != nil {
+		c.cur.send(&proto.Close{Channel: s.num})
+	} else {
+		delete(c.chans, s.num)
+	}
+}
+
+// onStart handles StartOfHistory.
+func (s *Subscription) onStart(m *proto.StartOfHistory) {
+	if s.state != subStarting {
+		return
+	}
+	first := false
+	select {
+	case <-s.started:
+	default:
+		first = true
+	}
+	if first {
+		s.head = m.Head
+	}
+	if !s.haveNext {
+		if s.opts.History {
+			s.next = m.Head - m.Count
+		} else {
+			s.next = m.Head
+		}
+		s.haveNext = true
+	}
+	s.state = subRunning
+	s.closeStartedLocked()
+	if !s.opts.History && !s.marked {
+		s.marked = true
+		close(s.historyDone)
+	}
+	if !s.opts.Live && s.next >= s.head {
+		s.endLocked()
+	}
+}
+
+// onEvents buffers the items of an Events message.
+func (s *Subscription) onEvents(m *proto.Events) {
+	if s.state != subRunning && s.state != subPausing {
+		return
+	}
+	block := bytes.Clone(m.Items)
+	it := (&proto.Events{Items: block}).Iter()
+	for {
+		item, ok := it.Next()
+		if !ok {
+			break
+		}
+		if s.state != subRunning {
+			break // pausing: the rest is fetched again on resume
+		}
+		if s.haveNext && item.Offset < s.next {
+			continue // already delivered (a resumed replay overlaps)
+		}
+		if !s.opts.Live && item.Offset >= s.head {
+			s.endLocked()
+			return
+		}
+		ev := Event{Offset: item.Offset, Time: time.Unix(0, item.Time), Raw: item.Event}
+		if err := ev.Event.Decode(item.Event); err != nil {
+			s.failLocked(&ProtocolError{Msg: "Events", Reason: fmt.Sprintf("event at offset %d does not decode", item.Offset), Err: err})
+			s.releaseChannelLocked()
+			return
+		}
+		size := len(item.Event) + subItemOverhead
+		s.buf = append(s.buf, subItem{ev: ev, size: size})
+		s.bufBytes += size
+		s.next, s.haveNext = item.Offset+1, true
+		if !s.opts.Live && s.next >= s.head {
+			s.endLocked()
+			return
+		}
+		if s.bufBytes >= s.limit && s.c.cur != nil {
+			s.c.cur.send(&proto.Unsubscribe{Channel: s.num})
+			s.state = subPausing
+		}
+	}
+	s.wake()
+}
+
+// onEndOfHistory handles EndOfHistory.
+func (s *Subscription) onEndOfHistory(m *proto.EndOfHistory) {
+	if s.state != subRunning {
+		return
+	}
+	if m.Next > s.next {
+		s.next = m.Next
+	}
+	if !s.opts.Live {
+		s.endLocked()
+		return
+	}
+	if !s.marked {
+		s.buf = append(s.buf, subItem{marker: true})
+		s.marked = true
+		s.wake()
+	}
+}
+
+// onUnsubscribed handles the end of the server's stream.
+func (s *Subscription) onUnsubscribed(m *proto.Unsubscribed) {
+	if s.state == subDone {
+		return
+	}
+	if !s.haveNext {
+		s.next, s.haveNext = m.Next, true
+	}
+	switch m.Code {
+	case proto.CodeOK:
+		if s.state == subPausing {
+			s.state = subPaused
+			s.maybeResumeLocked()
+		}
+	case proto.CodeLagging:
+		// The server dropped us for reading too slowly: start again from
+		// where the buffer ends.
+		s.state = subPaused
+		s.maybeResumeLocked()
+	case proto.CodeShuttingDown:
+		s.state = subIdle // resumed on the next connection
+	default:
+		s.failLocked(&ServerError{Op: "subscription", Code: m.Code, Reason: m.Reason})
+		s.releaseChannelLocked()
+	}
+}
+
+// onError handles an Error for the subscription's Open or Subscribe.
+func (s *Subscription) onError(m *proto.Error) {
+	switch m.Request {
+	case proto.TypeUnsubscribe:
+		if s.state == subPausing { // the stream had already ended
+			s.state = subPaused
+			s.maybeResumeLocked()
+		}
+		return
+	case proto.TypeClose:
+		return
+	}
+	err := &ServerError{Op: "subscribe", Code: m.Code, Reason: m.Reason}
+	s.failLocked(err)
+	s.releaseChannelLocked()
+}
+
+// maybeResumeLocked restarts a paused stream once the consumer has read
+// half of the buffer.
+func (s *Subscription) maybeResumeLocked() {
+	if s.state != subPaused || s.closed || s.c.cur == nil || s.bufBytes > s.limit/2 {
+		return
+	}
+	s.subscribeLocked(s.c.cur)
+}
+
+// Next returns the next event. It returns io.EOF after the last event of
+// a subscription without Live, ErrClosed after Close, and otherwise the
+// error that ended the subscription (a *[ServerError], or the client's
+// terminal error) once the events buffered before it are read. ctx bounds
+// the wait only.
+func (s *Subscription) Next(ctx context.Context) (Event, error) {
+	c := s.c
+	for {
+		c.mu.Lock()
+		if s.closed {
+			c.mu.Unlock()
+			return Event{}, ErrClosed
+		}
+		if s.bufHead < len(s.buf) {
+			it := s.buf[s.bufHead]
+			s.buf[s.bufHead] = subItem{}
+			s.bufHead++
+			if s.bufHead == len(s.buf) {
+				s.buf, s.bufHead = s.buf[:0], 0
+			} else if s.bufHead > 1024 && s.bufHead*2 > len(s.buf) {
+				n := copy(s.buf, s.buf[s.bufHead:])
+				clear(s.buf[n:])
+				s.buf, s.bufHead = s.buf[:n], 0
+			}
+			s.bufBytes -= it.size
+			s.maybeResumeLocked()
+			c.mu.Unlock()
+			if it.marker {
+				close(s.historyDone)
+				continue
+			}
+			return it.ev, nil
+		}
+		if s.finished {
+			err := s.err
+			c.mu.Unlock()
+			if err == nil {
+				err = io.EOF
+			}
+			return Event{}, err
+		}
+		c.mu.Unlock()
+		select {
+		case <-s.notify:
+		case <-ctx.Done():
+			return Event{}, ctx.Err()
+		}
+	}
+}
+
+// Events returns an iterator over the subscription's events. It stops at
+// the end of a subscription without Live; any other end yields one final
+// (zero Event, error) pair. Breaking out of the loop leaves the
+// subscription open: Close it.
+func (s *Subscription) Events(ctx context.Context) iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		for {
+			ev, err := s.Next(ctx)
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				yield(Event{}, err)
+				return
+			}
+			if !yield(ev, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Head returns the chain's next offset when the subscription started:
+// the history holds the events before it.
+func (s *Subscription) Head() uint64 {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.head
+}
+
+// HistoryDone returns a channel closed once Next has returned the last
+// event of the history (at once for a subscription without History).
+func (s *Subscription) HistoryDone() <-chan struct{} { return s.historyDone }
+
+// Close ends the subscription: Next returns ErrClosed, and the server
+// stops streaming. Safe to call more than once, from any goroutine.
+func (s *Subscription) Close() error {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	s.closeLocked()
+	return nil
+}
+
+func (s *Subscription) closeLocked() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.finished = true
+	s.state = subDone
+	s.buf, s.bufHead, s.bufBytes = nil, 0, 0
+	s.releaseChannelLocked()
+	if s.startErr == nil {
+		s.startErr = ErrClosed
+	}
+	s.closeStartedLocked()
+	s.wake()
+}

@@ -1,0 +1,118 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// DefaultPort is the TCP port used when a URL names none; it is the port
+// `atedb solo` listens on by default.
+const DefaultPort = 5000
+
+// RouteDB is the route under which the server serves chains: a chain URL is
+// tcp://host:port/db/<chain-key>.
+const RouteDB = "/db"
+
+// maxURLLen bounds the URL accepted by [ParseURL]; a chain key is far
+// shorter than this on every server.
+const maxURLLen = 4096
+
+// Target is a parsed chain URL.
+type Target struct {
+	// Addr is the "host:port" to dial; IPv6 literals are bracketed.
+	Addr string
+	// Route is the route part of the path, always [RouteDB] today.
+	Route string
+	// ChainKey is the rest of the path after the route, without the
+	// leading slash. The client does not judge the key beyond its shape:
+	// the server's naming policy decides and answers with a reason.
+	ChainKey string
+}
+
+// Path is the path sent in the hello: the route and the chain key.
+func (t Target) Path() string { return t.Route + "/" + t.ChainKey }
+
+// String returns the URL in canonical form.
+func (t Target) String() string { return "tcp://" + t.Addr + t.Path() }
+
+// URLError reports a chain URL that [ParseURL] cannot use.
+type URLError struct {
+	URL    string // the URL as given (cut to a sane length)
+	Reason string // what is wrong with it
+}
+
+func (e *URLError) Error() string {
+	return fmt.Sprintf("client: bad chain url %q: %s", e.URL, e.Reason)
+}
+
+// ParseURL parses a chain URL of the form tcp://host[:port]/db/<chain-key>.
+// The port defaults to [DefaultPort]. Errors are *[URLError].
+func ParseURL(raw string) (Target, error) {
+	bad := func(reason string) (Target, error) {
+		shown := raw
+		if len(shown) > 256 {
+			shown = shown[:256] + "..."
+		}
+		return Target{}, &URLError{URL: shown, Reason: reason}
+	}
+	if len(raw) > maxURLLen {
+		return bad(fmt.Sprintf("longer than %d bytes", maxURLLen))
+	}
+	if !strings.Contains(raw, "://") {
+		return bad(`missing scheme, want "tcp://host:port/db/<chain-key>"`)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return bad(ue.Err.Error())
+		}
+		return bad(err.Error())
+	}
+	if u.Scheme != "tcp" {
+		if u.Scheme == "" {
+			return bad(`missing scheme, want "tcp://"`)
+		}
+		return bad(fmt.Sprintf("unsupported scheme %q, want \"tcp\"", u.Scheme))
+	}
+	if u.User != nil {
+		return bad("user information is not supported")
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		return bad("query strings are not supported")
+	}
+	if u.Fragment != "" {
+		return bad("fragments are not supported")
+	}
+	host := u.Hostname()
+	if host == "" {
+		return bad("missing host")
+	}
+	port := DefaultPort
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return bad(fmt.Sprintf("port %q is not in 1..65535", p))
+		}
+		port = n
+	} else if strings.HasSuffix(u.Host, ":") {
+		return bad("empty port")
+	}
+	path := u.Path
+	if path != RouteDB && !strings.HasPrefix(path, RouteDB+"/") {
+		return bad(fmt.Sprintf("path must start with %s/ followed by the chain key", RouteDB))
+	}
+	key := strings.TrimPrefix(strings.TrimPrefix(path, RouteDB), "/")
+	if key == "" {
+		return bad("missing chain key after " + RouteDB + "/")
+	}
+	return Target{
+		Addr:     net.JoinHostPort(host, strconv.Itoa(port)),
+		Route:    RouteDB,
+		ChainKey: key,
+	}, nil
+}
