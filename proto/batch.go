@@ -26,6 +26,7 @@ type Events struct {
 	n     int
 }
 
+// Type returns [TypeEvents].
 func (*Events) Type() MsgType { return TypeEvents }
 
 // AppendEventsHeader appends the start of an Events body (type and channel)
@@ -172,8 +173,10 @@ type Append struct {
 	Events [][]byte
 }
 
+// Type returns [TypeAppend].
 func (*Append) Type() MsgType { return TypeAppend }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *Append) AppendBinary(dst []byte) ([]byte, error) {
 	if len(m.Events) > MaxBatchEvents {
 		return dst, encErr(TypeAppend, "events", fmt.Sprintf("%d events, limit %d", len(m.Events), MaxBatchEvents))
@@ -253,8 +256,10 @@ type Confirmed struct {
 	Offsets  []uint64 // capacity reused by Decode
 }
 
+// Type returns [TypeConfirmed].
 func (*Confirmed) Type() MsgType { return TypeConfirmed }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *Confirmed) AppendBinary(dst []byte) ([]byte, error) {
 	if len(m.Offsets) > MaxBatchEvents {
 		return dst, encErr(TypeConfirmed, "offsets", fmt.Sprintf("%d offsets, limit %d", len(m.Offsets), MaxBatchEvents))
@@ -273,6 +278,7 @@ func (m *Confirmed) AppendBinary(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
+// Decode parses a frame body of type [TypeConfirmed] into m (see [Message]).
 func (m *Confirmed) Decode(body []byte) error {
 	offs := m.Offsets[:0]
 	*m = Confirmed{}

@@ -39,6 +39,7 @@ type DecodeError struct {
 	Detail string // optional human detail, e.g. "type 0x7f" or "count 9 > 3 remaining bytes"
 }
 
+// Error describes the error.
 func (e *DecodeError) Error() string {
 	s := fmt.Sprintf("%v: %s.%s at byte %d", e.Err, e.Msg, e.Field, e.Offset)
 	if e.Field == "" {
@@ -50,6 +51,7 @@ func (e *DecodeError) Error() string {
 	return s
 }
 
+// Unwrap returns the underlying error.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
 // EncodeError reports a value that has no valid encoding (for example an
@@ -61,6 +63,7 @@ type EncodeError struct {
 	Reason string
 }
 
+// Error describes the error.
 func (e *EncodeError) Error() string {
 	return fmt.Sprintf("proto: cannot encode %s.%s: %s", e.Msg, e.Field, e.Reason)
 }

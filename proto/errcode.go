@@ -95,6 +95,7 @@ type CodeError struct {
 	Reason string
 }
 
+// Error describes the error.
 func (e *CodeError) Error() string {
 	if e.Reason == "" {
 		return "atedb: " + e.Code.String()

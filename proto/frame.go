@@ -57,6 +57,7 @@ type FrameTooLargeError struct {
 	Offset int64 // stream offset of the frame's length prefix (reads only; -1 on writes)
 }
 
+// Error describes the error.
 func (e *FrameTooLargeError) Error() string {
 	if e.Offset < 0 {
 		return fmt.Sprintf("proto: frame too large: body of %d bytes, limit %d", e.Size, e.Max)
@@ -77,10 +78,12 @@ type FrameError struct {
 	Err    error
 }
 
+// Error describes the error.
 func (e *FrameError) Error() string {
 	return fmt.Sprintf("proto: %s at stream offset %d: %v", e.Op, e.Offset, e.Err)
 }
 
+// Unwrap returns the underlying error.
 func (e *FrameError) Unwrap() error { return e.Err }
 
 func clampMax(maxFrame int) int {

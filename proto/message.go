@@ -99,7 +99,7 @@ func AllMsgTypes() []MsgType {
 
 // Message is implemented by a pointer to each message struct.
 //
-// AppendBinary appends the whole frame body (type byte, then fields) to dst;
+// AppendBinary appends the frame body of m (type byte, then fields) to dst;
 // it returns an [*EncodeError] and dst unchanged if the value has no valid
 // encoding. Decode parses a frame body of the message's own type into the
 // receiver, replacing its contents; byte-slice fields alias body, string
@@ -286,8 +286,10 @@ type Hello struct {
 	ChainKey string   // chain of channel 0; empty: channel 0 is not opened
 }
 
+// Type returns [TypeHello].
 func (*Hello) Type() MsgType { return TypeHello }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *Hello) AppendBinary(dst []byte) ([]byte, error) {
 	if !m.KeySize.Valid() {
 		return dst, encErr(TypeHello, "key size", fmt.Sprintf("%d is not 0, 128, 192 or 256", m.KeySize))
@@ -348,8 +350,10 @@ type HelloAck struct {
 	Reason   string          // only with a failure code
 }
 
+// Type returns [TypeHelloAck].
 func (*HelloAck) Type() MsgType { return TypeHelloAck }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *HelloAck) AppendBinary(dst []byte) ([]byte, error) {
 	if !m.KeySize.Valid() {
 		return dst, encErr(TypeHelloAck, "key size", fmt.Sprintf("%d is not 0, 128, 192 or 256", m.KeySize))
@@ -403,23 +407,30 @@ type Ping struct{ ID uint64 }
 // Pong answers a Ping.
 type Pong struct{ ID uint64 }
 
+// Type returns [TypePing].
 func (*Ping) Type() MsgType { return TypePing }
+
+// Type returns [TypePong].
 func (*Pong) Type() MsgType { return TypePong }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *Ping) AppendBinary(dst []byte) ([]byte, error) {
 	return appendUvarint(append(dst, byte(TypePing)), m.ID), nil
 }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *Pong) AppendBinary(dst []byte) ([]byte, error) {
 	return appendUvarint(append(dst, byte(TypePong)), m.ID), nil
 }
 
+// Decode parses a frame body of type [TypePing] into m (see [Message]).
 func (m *Ping) Decode(body []byte) error {
 	d := begin(body, TypePing)
 	m.ID = d.uvarint("id")
 	return d.done()
 }
 
+// Decode parses a frame body of type [TypePong] into m (see [Message]).
 func (m *Pong) Decode(body []byte) error {
 	d := begin(body, TypePong)
 	m.ID = d.uvarint("id")
@@ -433,8 +444,10 @@ type Fatal struct {
 	Reason string
 }
 
+// Type returns [TypeFatal].
 func (*Fatal) Type() MsgType { return TypeFatal }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *Fatal) AppendBinary(dst []byte) ([]byte, error) {
 	if err := checkReason(TypeFatal, m.Code, m.Reason, true); err != nil {
 		return dst, err
@@ -443,6 +456,7 @@ func (m *Fatal) AppendBinary(dst []byte) ([]byte, error) {
 	return appendString(dst, m.Reason), nil
 }
 
+// Decode parses a frame body of type [TypeFatal] into m (see [Message]).
 func (m *Fatal) Decode(body []byte) error {
 	d := begin(body, TypeFatal)
 	m.Code, m.Reason = d.codeReason(true)
@@ -459,12 +473,14 @@ type Error struct {
 	Reason  string
 }
 
+// Type returns [TypeError].
 func (*Error) Type() MsgType { return TypeError }
 
 func errorRequestValid(t MsgType) bool {
 	return t == TypeOpen || t == TypeClose || t == TypeSubscribe || t == TypeUnsubscribe
 }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *Error) AppendBinary(dst []byte) ([]byte, error) {
 	if !errorRequestValid(m.Request) {
 		return dst, encErr(TypeError, "request", m.Request.String()+" has its own reply type")
@@ -478,6 +494,7 @@ func (m *Error) AppendBinary(dst []byte) ([]byte, error) {
 	return appendString(dst, m.Reason), nil
 }
 
+// Decode parses a frame body of type [TypeError] into m (see [Message]).
 func (m *Error) Decode(body []byte) error {
 	d := begin(body, TypeError)
 	m.Channel = d.channel()
@@ -497,8 +514,10 @@ type Open struct {
 	ChainKey string // non-empty
 }
 
+// Type returns [TypeOpen].
 func (*Open) Type() MsgType { return TypeOpen }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *Open) AppendBinary(dst []byte) ([]byte, error) {
 	if m.Channel == 0 {
 		return dst, encErr(TypeOpen, "channel", "channel 0 is opened by the Hello")
@@ -513,6 +532,7 @@ func (m *Open) AppendBinary(dst []byte) ([]byte, error) {
 	return appendString(dst, m.ChainKey), nil
 }
 
+// Decode parses a frame body of type [TypeOpen] into m (see [Message]).
 func (m *Open) Decode(body []byte) error {
 	d := begin(body, TypeOpen)
 	at := d.off
@@ -557,42 +577,57 @@ type Closed struct{ Channel uint32 }
 // [Error] (CodeNotSubscribed).
 type Unsubscribe struct{ Channel uint32 }
 
-func (*Opened) Type() MsgType      { return TypeOpened }
-func (*Close) Type() MsgType       { return TypeClose }
-func (*Closed) Type() MsgType      { return TypeClosed }
+// Type returns [TypeOpened].
+func (*Opened) Type() MsgType { return TypeOpened }
+
+// Type returns [TypeClose].
+func (*Close) Type() MsgType { return TypeClose }
+
+// Type returns [TypeClosed].
+func (*Closed) Type() MsgType { return TypeClosed }
+
+// Type returns [TypeUnsubscribe].
 func (*Unsubscribe) Type() MsgType { return TypeUnsubscribe }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *Opened) AppendBinary(dst []byte) ([]byte, error) {
 	return appendChannelOnly(dst, TypeOpened, m.Channel), nil
 }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *Close) AppendBinary(dst []byte) ([]byte, error) {
 	return appendChannelOnly(dst, TypeClose, m.Channel), nil
 }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *Closed) AppendBinary(dst []byte) ([]byte, error) {
 	return appendChannelOnly(dst, TypeClosed, m.Channel), nil
 }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *Unsubscribe) AppendBinary(dst []byte) ([]byte, error) {
 	return appendChannelOnly(dst, TypeUnsubscribe, m.Channel), nil
 }
 
+// Decode parses a frame body of type [TypeOpened] into m (see [Message]).
 func (m *Opened) Decode(body []byte) (err error) {
 	m.Channel, err = decodeChannelOnly(body, TypeOpened)
 	return err
 }
 
+// Decode parses a frame body of type [TypeClose] into m (see [Message]).
 func (m *Close) Decode(body []byte) (err error) {
 	m.Channel, err = decodeChannelOnly(body, TypeClose)
 	return err
 }
 
+// Decode parses a frame body of type [TypeClosed] into m (see [Message]).
 func (m *Closed) Decode(body []byte) (err error) {
 	m.Channel, err = decodeChannelOnly(body, TypeClosed)
 	return err
 }
 
+// Decode parses a frame body of type [TypeUnsubscribe] into m (see [Message]).
 func (m *Unsubscribe) Decode(body []byte) (err error) {
 	m.Channel, err = decodeChannelOnly(body, TypeUnsubscribe)
 	return err
@@ -621,8 +656,10 @@ type Subscribe struct {
 	From     uint64
 }
 
+// Type returns [TypeSubscribe].
 func (*Subscribe) Type() MsgType { return TypeSubscribe }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *Subscribe) AppendBinary(dst []byte) ([]byte, error) {
 	if !m.History && !m.Live {
 		return dst, encErr(TypeSubscribe, "flags", "neither history nor live")
@@ -645,6 +682,7 @@ func (m *Subscribe) AppendBinary(dst []byte) ([]byte, error) {
 	return appendUvarint(dst, m.From), nil
 }
 
+// Decode parses a frame body of type [TypeSubscribe] into m (see [Message]).
 func (m *Subscribe) Decode(body []byte) error {
 	d := begin(body, TypeSubscribe)
 	m.Channel = d.channel()
@@ -701,8 +739,10 @@ type StartOfHistory struct {
 	RootKeys  []PublicKey // alias the decoded body; capacity reused by Decode
 }
 
+// Type returns [TypeStartHistory].
 func (*StartOfHistory) Type() MsgType { return TypeStartHistory }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *StartOfHistory) AppendBinary(dst []byte) ([]byte, error) {
 	if m.Integrity != IntegrityCentralized && m.Integrity != IntegrityDistributed {
 		return dst, encErr(TypeStartHistory, "integrity", m.Integrity.String())
@@ -723,6 +763,7 @@ func (m *StartOfHistory) AppendBinary(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
+// Decode parses a frame body of type [TypeStartHistory] into m (see [Message]).
 func (m *StartOfHistory) Decode(body []byte) error {
 	keys := m.RootKeys[:0]
 	*m = StartOfHistory{}
@@ -753,13 +794,16 @@ type EndOfHistory struct {
 	Next    uint64
 }
 
+// Type returns [TypeEndHistory].
 func (*EndOfHistory) Type() MsgType { return TypeEndHistory }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *EndOfHistory) AppendBinary(dst []byte) ([]byte, error) {
 	dst = appendUvarint(append(dst, byte(TypeEndHistory)), uint64(m.Channel))
 	return appendUvarint(dst, m.Next), nil
 }
 
+// Decode parses a frame body of type [TypeEndHistory] into m (see [Message]).
 func (m *EndOfHistory) Decode(body []byte) error {
 	d := begin(body, TypeEndHistory)
 	m.Channel = d.channel()
@@ -778,8 +822,10 @@ type Unsubscribed struct {
 	Reason  string
 }
 
+// Type returns [TypeUnsubscribed].
 func (*Unsubscribed) Type() MsgType { return TypeUnsubscribed }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *Unsubscribed) AppendBinary(dst []byte) ([]byte, error) {
 	if err := checkReason(TypeUnsubscribed, m.Code, m.Reason, false); err != nil {
 		return dst, err
@@ -790,6 +836,7 @@ func (m *Unsubscribed) AppendBinary(dst []byte) ([]byte, error) {
 	return appendString(dst, m.Reason), nil
 }
 
+// Decode parses a frame body of type [TypeUnsubscribed] into m (see [Message]).
 func (m *Unsubscribed) Decode(body []byte) error {
 	d := begin(body, TypeUnsubscribed)
 	m.Channel = d.channel()
@@ -811,8 +858,10 @@ type CommitError struct {
 	Reason   string
 }
 
+// Type returns [TypeCommitError].
 func (*CommitError) Type() MsgType { return TypeCommitError }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *CommitError) AppendBinary(dst []byte) ([]byte, error) {
 	if m.Index < -1 {
 		return dst, encErr(TypeCommitError, "index", "must be -1 (none) or an event position")
@@ -828,6 +877,7 @@ func (m *CommitError) AppendBinary(dst []byte) ([]byte, error) {
 	return appendString(dst, m.Reason), nil
 }
 
+// Decode parses a frame body of type [TypeCommitError] into m (see [Message]).
 func (m *CommitError) Decode(body []byte) error {
 	d := begin(body, TypeCommitError)
 	m.Channel = d.channel()
@@ -857,9 +907,13 @@ type ProveResult struct {
 	Reason  string
 }
 
-func (*Prove) Type() MsgType       { return TypeProve }
+// Type returns [TypeProve].
+func (*Prove) Type() MsgType { return TypeProve }
+
+// Type returns [TypeProveResult].
 func (*ProveResult) Type() MsgType { return TypeProveResult }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *Prove) AppendBinary(dst []byte) ([]byte, error) {
 	if err := m.Key.check("key"); err != nil {
 		return dst, err
@@ -873,6 +927,7 @@ func (m *Prove) AppendBinary(dst []byte) ([]byte, error) {
 	return appendBytes(dst, m.Signature), nil
 }
 
+// Decode parses a frame body of type [TypeProve] into m (see [Message]).
 func (m *Prove) Decode(body []byte) error {
 	d := begin(body, TypeProve)
 	m.Channel = d.channel()
@@ -887,6 +942,7 @@ func (m *Prove) Decode(body []byte) error {
 	return d.done()
 }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *ProveResult) AppendBinary(dst []byte) ([]byte, error) {
 	if err := checkReason(TypeProveResult, m.Code, m.Reason, false); err != nil {
 		return dst, err
@@ -897,6 +953,7 @@ func (m *ProveResult) AppendBinary(dst []byte) ([]byte, error) {
 	return appendString(dst, m.Reason), nil
 }
 
+// Decode parses a frame body of type [TypeProveResult] into m (see [Message]).
 func (m *ProveResult) Decode(body []byte) error {
 	d := begin(body, TypeProveResult)
 	m.Channel = d.channel()
@@ -945,8 +1002,13 @@ type LockResult struct {
 	Reason  string
 }
 
-func (*Lock) Type() MsgType       { return TypeLock }
-func (*Unlock) Type() MsgType     { return TypeUnlock }
+// Type returns [TypeLock].
+func (*Lock) Type() MsgType { return TypeLock }
+
+// Type returns [TypeUnlock].
+func (*Unlock) Type() MsgType { return TypeUnlock }
+
+// Type returns [TypeLockResult].
 func (*LockResult) Type() MsgType { return TypeLockResult }
 
 func appendLockReq(dst []byte, t MsgType, ch uint32, id, key uint64) []byte {
@@ -955,26 +1017,31 @@ func appendLockReq(dst []byte, t MsgType, ch uint32, id, key uint64) []byte {
 	return appendU64(dst, key)
 }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *Lock) AppendBinary(dst []byte) ([]byte, error) {
 	return appendLockReq(dst, TypeLock, m.Channel, m.ID, m.Key), nil
 }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *Unlock) AppendBinary(dst []byte) ([]byte, error) {
 	return appendLockReq(dst, TypeUnlock, m.Channel, m.ID, m.Key), nil
 }
 
+// Decode parses a frame body of type [TypeLock] into m (see [Message]).
 func (m *Lock) Decode(body []byte) error {
 	d := begin(body, TypeLock)
 	m.Channel, m.ID, m.Key = d.channel(), d.uvarint("id"), d.u64("key")
 	return d.done()
 }
 
+// Decode parses a frame body of type [TypeUnlock] into m (see [Message]).
 func (m *Unlock) Decode(body []byte) error {
 	d := begin(body, TypeUnlock)
 	m.Channel, m.ID, m.Key = d.channel(), d.uvarint("id"), d.u64("key")
 	return d.done()
 }
 
+// AppendBinary appends the frame body of m to dst (see [Message]).
 func (m *LockResult) AppendBinary(dst []byte) ([]byte, error) {
 	if err := checkReason(TypeLockResult, m.Code, m.Reason, false); err != nil {
 		return dst, err
@@ -984,6 +1051,7 @@ func (m *LockResult) AppendBinary(dst []byte) ([]byte, error) {
 	return appendString(dst, m.Reason), nil
 }
 
+// Decode parses a frame body of type [TypeLockResult] into m (see [Message]).
 func (m *LockResult) Decode(body []byte) error {
 	d := begin(body, TypeLockResult)
 	m.Channel, m.ID, m.Key = d.channel(), d.uvarint("id"), d.u64("key")
