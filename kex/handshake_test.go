@@ -409,27 +409,34 @@ func TestHandshakeMalformed(t *testing.T) {
 		identity  bool
 		sameCause bool
 	}{
-		"server hello empty":          {s2c: cut(0), side: "client", sentinel: ErrMalformed, field: "header", offset: 0},
-		"server hello header cut":     {s2c: cut(5), side: "client", sentinel: ErrMalformed, field: "header", offset: 0},
-		"server hello kem key cut":    {s2c: cut(500), side: "client", sentinel: ErrMalformed, field: "kem public key", offset: 6},
-		"server hello identity cut":   {s2c: cut(807), side: "client", sentinel: ErrMalformed, field: "kem public key", offset: 6},
-		"server hello signature cut":  {s2c: cut(810), side: "client", sentinel: ErrMalformed, field: "identity key", offset: 809},
-		"server hello extended":       {s2c: extend, side: "client", sentinel: ErrMalformed, field: "signature", offset: 811},
-		"server hello type":           {s2c: set(0, msgClientFinish), side: "client", sentinel: ErrMalformed, field: "type", offset: 0},
-		"server hello version":        {s2c: set(1, 2), side: "client", sentinel: ErrUnsupportedVersion, field: "version", offset: 1},
-		"server hello key size":       {s2c: set(3, 1), side: "client", sentinel: ErrKeySizeMismatch, field: "key size", offset: 2},
-		"server hello kem length":     {s2c: set(4, 0), side: "client", sentinel: ErrMalformed, field: "kem public key length", offset: 4},
-		"server hello unknown alg":    {s2c: set(806, 9), side: "client", sentinel: ErrMalformed, field: "identity algorithm", offset: 806},
-		"server hello alg, no key":    {s2c: set(806, byte(IdentityEd25519)), side: "client", sentinel: ErrMalformed, field: "identity key length", offset: 807},
-		"server hello sig length":     {s2c: set(809, 1), side: "client", sentinel: ErrMalformed, field: "signature length", offset: 809},
-		"server hello dropped alg":    {s2c: set(806, byte(IdentityNone)), identity: true, side: "client", sentinel: ErrMalformed, field: "identity key length", offset: 807},
-		"client finish empty":         {c2s: cut(0), side: "server", sentinel: ErrMalformed, field: "header", offset: 0},
-		"client finish cut":           {c2s: cut(700), side: "server", sentinel: ErrMalformed, field: "ciphertext", offset: 4},
-		"client finish extended":      {c2s: extend, side: "server", sentinel: ErrMalformed, field: "ciphertext", offset: 4},
-		"client finish type":          {c2s: set(0, msgServerHello), side: "server", sentinel: ErrMalformed, field: "type", offset: 0},
-		"client finish version":       {c2s: set(1, 0), side: "server", sentinel: ErrUnsupportedVersion, field: "version", offset: 1},
-		"client finish length":        {c2s: set(3, 0), side: "server", sentinel: ErrMalformed, field: "ciphertext length", offset: 2},
-		"client finish max length":    {c2s: func(i int, b []byte) [][]byte { b[2], b[3] = 0xff, 0xff; return [][]byte{b} }, side: "server", sentinel: ErrMalformed, field: "ciphertext length", offset: 2},
+		"server hello empty":         {s2c: cut(0), side: "client", sentinel: ErrMalformed, field: "header", offset: 0},
+		"server hello header cut":    {s2c: cut(5), side: "client", sentinel: ErrMalformed, field: "header", offset: 0},
+		"server hello kem key cut":   {s2c: cut(500), side: "client", sentinel: ErrMalformed, field: "kem public key", offset: 6},
+		"server hello identity cut":  {s2c: cut(807), side: "client", sentinel: ErrMalformed, field: "kem public key", offset: 6},
+		"server hello signature cut": {s2c: cut(810), side: "client", sentinel: ErrMalformed, field: "identity key", offset: 809},
+		"server hello extended":      {s2c: extend, side: "client", sentinel: ErrMalformed, field: "signature", offset: 811},
+		"server hello type":          {s2c: set(0, msgClientFinish), side: "client", sentinel: ErrMalformed, field: "type", offset: 0},
+		"server hello version":       {s2c: set(1, 2), side: "client", sentinel: ErrUnsupportedVersion, field: "version", offset: 1},
+		"server hello key size":      {s2c: set(3, 1), side: "client", sentinel: ErrKeySizeMismatch, field: "key size", offset: 2},
+		"server hello kem length":    {s2c: set(4, 0), side: "client", sentinel: ErrMalformed, field: "kem public key length", offset: 4},
+		"server hello unknown alg":   {s2c: set(806, 9), side: "client", sentinel: ErrMalformed, field: "identity algorithm", offset: 806},
+		"server hello alg, no key":   {s2c: set(806, byte(IdentityEd25519)), side: "client", sentinel: ErrMalformed, field: "identity key length", offset: 807},
+		"server hello sig length":    {s2c: set(809, 1), side: "client", sentinel: ErrMalformed, field: "signature length", offset: 809},
+		"server hello dropped alg":   {s2c: set(806, byte(IdentityNone)), identity: true, side: "client", sentinel: ErrMalformed, field: "identity key length", offset: 807},
+		"client finish empty":        {c2s: cut(0), side: "server", sentinel: ErrMalformed, field: "header", offset: 0},
+		"client finish cut":          {c2s: cut(700), side: "server", sentinel: ErrMalformed, field: "ciphertext", offset: 4},
+		"client finish extended":     {c2s: extend, side: "server", sentinel: ErrMalformed, field: "ciphertext", offset: 4},
+		"client finish type":         {c2s: set(0, msgServerHello), side: "server", sentinel: ErrMalformed, field: "type", offset: 0},
+		"client finish version":      {c2s: set(1, 0), side: "server", sentinel: ErrUnsupportedVersion, field: "version", offset: 1},
+		"client finish length":       {c2s: set(3, 0), side: "server", sentinel: ErrMalformed, field: "ciphertext length", offset: 2},
+		"client finish max length":   {c2s: func(i int, b []byte) [][]byte { b[2], b[3] = 0xff, 0xff; return [][]byte{b} }, side: "server", sentinel: ErrMalformed, field: "ciphertext length", offset: 2},
+		"server hello kem key out of range": {s2c: func(i int, b []byte) [][]byte {
+			if i == 0 { // first 12-bit coefficient = 4095 >= q (FIPS 203 input check)
+				b[serverHelloHeader] = 0xff
+				b[serverHelloHeader+1] |= 0x0f
+			}
+			return [][]byte{b}
+		}, side: "client", sentinel: ErrMalformed, field: "kem public key", offset: 6},
 		"server hello max kem length": {s2c: func(i int, b []byte) [][]byte { b[4], b[5] = 0xff, 0xff; return [][]byte{b} }, side: "client", sentinel: ErrMalformed, field: "kem public key length", offset: 4},
 	}
 	for name, tc := range tests {

@@ -96,7 +96,7 @@ type direction struct {
 	err         error            // sticky
 }
 
-// initDirection installs the epoch-0 key derived from secret (which it
+// init installs the epoch-0 key derived from secret (which it
 // takes over and the caller wipes).
 func (d *direction) init(name string, secret [secretSize]byte, keyLen int, lim limits) error {
 	d.name, d.keyLen, d.lim = name, keyLen, lim
