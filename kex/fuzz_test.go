@@ -27,17 +27,17 @@ var (
 // hard limit.
 func fuzzSession(tb testing.TB, size KeySize, isClient bool) *Session {
 	tb.Helper()
-	s := &Session{size: size, isClient: isClient}
+	s := &Session{size: size}
 	tx, rx := fuzzS2C, fuzzC2S
 	txName, rxName := "server to client", "client to server"
 	if isClient {
 		tx, rx = rx, tx
 		txName, rxName = rxName, txName
 	}
-	if err := s.tx.init(txName, tx, size.aesKeyLen(), fuzzLimits); err != nil {
+	if err := s.tx.init(txName, &tx, size.aesKeyLen(), fuzzLimits); err != nil {
 		tb.Fatal(err)
 	}
-	if err := s.rx.init(rxName, rx, size.aesKeyLen(), fuzzLimits); err != nil {
+	if err := s.rx.init(rxName, &rx, size.aesKeyLen(), fuzzLimits); err != nil {
 		tb.Fatal(err)
 	}
 	return s

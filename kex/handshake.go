@@ -14,7 +14,7 @@ var (
 	ErrBadSignature = errors.New("kex: server identity signature does not verify")
 	// ErrFingerprintMismatch is matched by a client handshake error when the
 	// client pinned a server fingerprint and the server presented another
-	// identity, or none.
+	// identity (no identity at all gives [ErrIdentityRequired]).
 	ErrFingerprintMismatch = errors.New("kex: server identity does not match the pinned fingerprint")
 	// ErrIdentityRequired is matched by a handshake error when the client
 	// requires a server identity (a pinned fingerprint, or
@@ -52,10 +52,12 @@ type ClientConfig struct {
 }
 
 // HandshakeError reports a failed handshake: the side that failed, the step,
-// and the cause (a [*MessageError], [ErrBadSignature],
-// [ErrFingerprintMismatch], [ErrKeyConfirmation], [ErrInvalidKeySize], or
-// an error of the FrameConn or of the randomness source). Match causes with
-// errors.Is / errors.As.
+// and the cause: a [*MessageError] (matching [ErrMalformed],
+// [ErrUnsupportedVersion] or [ErrKeySizeMismatch]), [ErrBadSignature],
+// [ErrFingerprintMismatch], [ErrIdentityRequired], [ErrKeyConfirmation],
+// [ErrInvalidKeySize], [ErrDowngrade], a proto decoding error of the hello
+// or hello-ack, or an error of the FrameConn (io.EOF when the peer left) or
+// of the randomness source. Match causes with errors.Is / errors.As.
 type HandshakeError struct {
 	Side string // "server" or "client"
 	Step string // e.g. "read client finish"

@@ -124,3 +124,21 @@ func TestIdentityErrors(t *testing.T) {
 		t.Errorf("unknown algorithm treated as known")
 	}
 }
+
+// TestIdentityConcurrentUse: one Identity signs many handshakes at once
+// (run with -race).
+func TestIdentityConcurrentUse(t *testing.T) {
+	id := testIdentity(t, IdentityMLDSA44, "shared")
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			r := runHandshake(t, hsOpts{size: KeySize128, scfg: ServerConfig{Identity: id}, ccfg: ClientConfig{PinnedFingerprint: []byte(id.Fingerprint())}})
+			errs <- errors.Join(r.srvErr, r.cliErr)
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent handshake: %v", err)
+		}
+	}
+}

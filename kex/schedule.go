@@ -55,27 +55,26 @@ func signedMessage(hello, helloAck, tbs []byte) []byte {
 //	c2s[0]  = HKDF-Expand(PRK, "atedb-kex-v1 c2s", 32)
 //	s2c[0]  = HKDF-Expand(PRK, "atedb-kex-v1 s2c", 32)
 //
-// It wipes its intermediate values.
-func deriveTrafficSecrets(sharedSecret []byte, th [secretSize]byte) (c2s, s2c [secretSize]byte, err error) {
+// It writes the two secrets into c2s and s2c and wipes its intermediate
+// values.
+func deriveTrafficSecrets(sharedSecret []byte, th [secretSize]byte, c2s, s2c *[secretSize]byte) error {
 	prk, err := hkdf.Extract(sha256.New, sharedSecret, th[:])
 	if err != nil {
-		return c2s, s2c, err
+		return err
 	}
 	defer clear(prk)
-	a, err := hkdf.Expand(sha256.New, prk, labelC2S, secretSize)
-	if err != nil {
-		return c2s, s2c, err
+	for _, out := range []struct {
+		dst   *[secretSize]byte
+		label string
+	}{{c2s, labelC2S}, {s2c, labelS2C}} {
+		b, err := hkdf.Expand(sha256.New, prk, out.label, secretSize)
+		if err != nil {
+			return err
+		}
+		copy(out.dst[:], b)
+		clear(b)
 	}
-	copy(c2s[:], a)
-	clear(a)
-	b, err := hkdf.Expand(sha256.New, prk, labelS2C, secretSize)
-	if err != nil {
-		clear(c2s[:])
-		return c2s, s2c, err
-	}
-	copy(s2c[:], b)
-	clear(b)
-	return c2s, s2c, nil
+	return nil
 }
 
 // trafficKey returns the AES key of one epoch:

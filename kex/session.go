@@ -96,11 +96,11 @@ type direction struct {
 	err         error            // sticky
 }
 
-// init installs the epoch-0 key derived from secret (which it
-// takes over and the caller wipes).
-func (d *direction) init(name string, secret [secretSize]byte, keyLen int, lim limits) error {
+// init installs the epoch-0 key derived from secret (which it copies; the
+// caller wipes its own copy).
+func (d *direction) init(name string, secret *[secretSize]byte, keyLen int, lim limits) error {
 	d.name, d.keyLen, d.lim = name, keyLen, lim
-	d.secret = secret
+	d.secret = *secret
 	return d.installKeyLocked()
 }
 
@@ -212,10 +212,9 @@ func (d *direction) fail(err error) {
 // AES-GCM key and one frame counter per direction. Use it through
 // [Session.Conn]. Its methods are safe for concurrent use.
 type Session struct {
-	size     KeySize
-	isClient bool
-	th       [secretSize]byte
-	peerID   []byte // client side: the server's encoded identity public key, if any
+	size   KeySize
+	th     [secretSize]byte
+	peerID []byte // client side: the server's encoded identity public key, if any
 
 	tx, rx direction
 }
@@ -223,17 +222,17 @@ type Session struct {
 // newSession derives both directions from the shared secret and the
 // transcript hash. The caller wipes sharedSecret.
 func newSession(size KeySize, isClient bool, th [secretSize]byte, sharedSecret []byte, lim limits) (*Session, error) {
-	c2s, s2c, err := deriveTrafficSecrets(sharedSecret, th)
-	if err != nil {
-		return nil, fmt.Errorf("kex: derive traffic secrets: %w", err)
-	}
+	var c2s, s2c [secretSize]byte
 	defer clear(c2s[:])
 	defer clear(s2c[:])
-	s := &Session{size: size, isClient: isClient, th: th}
-	txSecret, rxSecret := s2c, c2s
+	if err := deriveTrafficSecrets(sharedSecret, th, &c2s, &s2c); err != nil {
+		return nil, fmt.Errorf("kex: derive traffic secrets: %w", err)
+	}
+	s := &Session{size: size, th: th}
+	txSecret, rxSecret := &s2c, &c2s
 	txName, rxName := "server to client", "client to server"
 	if isClient {
-		txSecret, rxSecret = c2s, s2c
+		txSecret, rxSecret = rxSecret, txSecret
 		txName, rxName = rxName, txName
 	}
 	if err := s.tx.init(txName, txSecret, size.aesKeyLen(), lim); err != nil {
