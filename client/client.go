@@ -205,7 +205,12 @@ func (c *Client) run(cn *conn) {
 			return
 		}
 		c.o.log.Info("atedb client: connection lost; reconnecting", "addr", c.target.Addr, "err", cause)
+		lostAt := time.Now()
 		for {
+			if lim := c.o.reconnectLimit; lim > 0 && time.Since(lostAt) >= lim {
+				c.shutdown(fmt.Errorf("%w: no reconnection within %s: %w", ErrConnectionLost, lim, cause))
+				return
+			}
 			t := time.NewTimer(bo.Delay())
 			select {
 			case <-c.ctx.Done():
@@ -227,6 +232,7 @@ func (c *Client) run(cn *conn) {
 				c.shutdown(err)
 				return
 			}
+			cause = err
 			c.o.log.Info("atedb client: reconnect failed", "addr", c.target.Addr, "err", err)
 		}
 		bo.Reset()

@@ -17,6 +17,7 @@ type options struct {
 	keySize          kex.KeySize
 	pin              string
 	reconnect        bool
+	reconnectLimit   time.Duration
 	backoffMin       time.Duration
 	backoffMax       time.Duration
 	handshakeTimeout time.Duration
@@ -84,6 +85,18 @@ func WithReconnect(on bool, min, max time.Duration) Option {
 		}
 		if max > 0 {
 			o.backoffMax = max
+		}
+	}
+}
+
+// WithReconnectLimit makes the client give up when it has not managed to
+// reconnect within d of losing its connection: every pending request then
+// fails with [ErrConnectionLost] wrapping the last dial error, and the
+// client is closed. Zero (the default) keeps trying until Close.
+func WithReconnectLimit(d time.Duration) Option {
+	return func(o *options) {
+		if d >= 0 {
+			o.reconnectLimit = d
 		}
 	}
 }

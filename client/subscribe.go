@@ -81,10 +81,12 @@ type Subscription struct {
 	buf      []subItem
 	bufHead  int
 	bufBytes int
-	marked   bool  // the end-of-history marker was buffered
-	err      error // terminal error, reported after the buffer drains
-	finished bool  // nothing more will be buffered
-	closed   bool
+	// bufEvents counts the events (not markers) in buf.
+	bufEvents int
+	marked    bool  // the end-of-history marker was buffered
+	err       error // terminal error, reported after the buffer drains
+	finished  bool  // nothing more will be buffered
+	closed    bool
 }
 
 type subItem struct {
@@ -322,6 +324,7 @@ func (s *Subscription) onEvents(m *proto.Events) {
 		size := len(item.Event) + subItemOverhead
 		s.buf = append(s.buf, subItem{ev: ev, size: size})
 		s.bufBytes += size
+		s.bufEvents++
 		s.next, s.haveNext = item.Offset+1, true
 		if !s.opts.Live && s.next >= s.head {
 			s.endLocked()
@@ -432,6 +435,9 @@ func (s *Subscription) Next(ctx context.Context) (Event, error) {
 				s.buf, s.bufHead = s.buf[:n], 0
 			}
 			s.bufBytes -= it.size
+			if !it.marker {
+				s.bufEvents--
+			}
 			s.maybeResumeLocked()
 			c.mu.Unlock()
 			if it.marker {
@@ -487,6 +493,13 @@ func (s *Subscription) Head() uint64 {
 	return s.head
 }
 
+// Buffered returns how many events Next can return without waiting.
+func (s *Subscription) Buffered() int {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.bufEvents
+}
+
 // HistoryDone returns a channel closed once Next has returned the last
 // event of the history (at once for a subscription without History).
 func (s *Subscription) HistoryDone() <-chan struct{} { return s.historyDone }
@@ -507,7 +520,7 @@ func (s *Subscription) closeLocked() {
 	s.closed = true
 	s.finished = true
 	s.state = subDone
-	s.buf, s.bufHead, s.bufBytes = nil, 0, 0
+	s.buf, s.bufHead, s.bufBytes, s.bufEvents = nil, 0, 0, 0
 	s.releaseChannelLocked()
 	if s.startErr == nil {
 		s.startErr = ErrClosed
