@@ -50,7 +50,7 @@
 // ratcheted with HKDF after [RekeyAfterFrames] frames or [RekeyAfterBytes]
 // bytes, at the same frame on both ends, and a direction refuses to go on
 // at [RejectAfterFrames]. The byte-exact description is in
-// PROTOCOL-handshake.md beside this file.
+// docs/PROTOCOL.md §11.
 //
 // # Usage
 //

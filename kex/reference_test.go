@@ -14,7 +14,7 @@ import (
 )
 
 // refSecrets is a straightforward reference of the key schedule in
-// PROTOCOL-handshake.md, written without the package's helpers: it
+// docs/PROTOCOL.md §11, written without the package's helpers: it
 // re-derives the server's ML-KEM key from the first seed bytes of
 // detRand(srvRand), decapsulates the client finish's ciphertext (found at
 // byte 4), hashes the transcript as one concatenated byte string, and runs

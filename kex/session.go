@@ -16,7 +16,7 @@ import (
 // change: both ends must ratchet at the same frame).
 const (
 	// RekeyAfterFrames is the soft limit: after this many frames under one
-	// key, both ends ratchet the direction's key (see PROTOCOL-handshake.md).
+	// key, both ends ratchet the direction's key (see docs/PROTOCOL.md §11.9).
 	RekeyAfterFrames = 1 << 24
 	// RekeyAfterBytes is the other soft limit: once this many plaintext bytes
 	// have been sealed under one key, both ends ratchet after that frame.
@@ -250,7 +250,7 @@ func newSession(size KeySize, isClient bool, th [secretSize]byte, sharedSecret [
 func (s *Session) KeySize() KeySize { return s.size }
 
 // TranscriptHash returns the SHA-256 of the whole handshake transcript (see
-// PROTOCOL-handshake.md). Both ends have the same value; it is public and
+// docs/PROTOCOL.md §11). Both ends have the same value; it is public and
 // can bind an application-level proof to this connection.
 func (s *Session) TranscriptHash() [32]byte { return s.th }
 
