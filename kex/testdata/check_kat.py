@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# Independent check of kex/PROTOCOL-handshake.md against kex/testdata/kat.json:
+# Independent check of docs/PROTOCOL.md §11 against kex/testdata/kat.json:
 # message layouts, fingerprint, Ed25519 transcript signature, transcript hash,
 # HKDF key schedule, ratchet, nonce layout and AES-GCM frames, re-implemented
 # with Python's hashlib/hmac and the 'cryptography' package (not Go).
