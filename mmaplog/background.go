@@ -15,7 +15,7 @@ import (
 // Open, stopped by Close after the writer has exited.
 type background struct {
 	l      *Log
-	reqc   chan struct{} // ask for one preallocated file
+	reqc   chan int64    // ask for one preallocated file of this size
 	readyc chan prealloc // the prepared file; at most one outstanding
 	sealc  chan *segment // sealed segments whose index must be written
 	stopc  chan struct{}
@@ -25,15 +25,16 @@ type background struct {
 // prealloc is a segment file prepared under preallocName: allocated to full
 // size, header written and fsynced.
 type prealloc struct {
-	f   vfs.File
-	id  uint64
-	err error
+	f    vfs.File
+	id   uint64
+	size int64
+	err  error
 }
 
 func newBackground(l *Log) *background {
 	b := &background{
 		l:      l,
-		reqc:   make(chan struct{}, 1),
+		reqc:   make(chan int64, 1),
 		readyc: make(chan prealloc, 1),
 		sealc:  make(chan *segment, 64),
 		stopc:  make(chan struct{}),
@@ -58,16 +59,16 @@ func (b *background) run() {
 			}
 		case s := <-b.sealc:
 			b.l.writeIndex(s)
-		case <-b.reqc:
-			f, id, err := b.l.preallocate()
-			b.readyc <- prealloc{f: f, id: id, err: err}
+		case size := <-b.reqc:
+			f, id, err := b.l.preallocate(size)
+			b.readyc <- prealloc{f: f, id: id, size: size, err: err}
 		}
 	}
 }
 
 // request asks for the next segment file. Called once at Open and once after
 // each take, so at most one request is outstanding.
-func (b *background) request() { b.reqc <- struct{}{} }
+func (b *background) request(size int64) { b.reqc <- size }
 
 // take waits for the file asked for by request.
 func (b *background) take() prealloc { return <-b.readyc }
@@ -90,10 +91,15 @@ func (b *background) stop() {
 	}
 }
 
-// preallocate creates preallocName with the full segment size reserved and a
-// fresh segment header, and fsyncs it. The name is made durable by the
-// rename that puts the file in service.
-func (l *Log) preallocate() (vfs.File, uint64, error) {
+// preallocate creates preallocName with size bytes reserved (fallocate, so
+// that running out of space shows here and not on the hot path), zero-filled
+// and fsynced, with a fresh segment header. Zero-filling costs one extra
+// write of the segment in the background but makes each later fdatasync
+// cheaper: overwriting written blocks changes no file-system metadata, while
+// the first write into fallocated (unwritten) extents must journal their
+// conversion (measured on ext4 here: about 2x the fdatasync latency). The
+// file's name is made durable by the rename that puts it in service.
+func (l *Log) preallocate(size int64) (vfs.File, uint64, error) {
 	path := filepath.Join(l.dir, preallocName)
 	f, err := l.fs.Create(path)
 	if err != nil {
@@ -104,7 +110,10 @@ func (l *Log) preallocate() (vfs.File, uint64, error) {
 	id := binary.LittleEndian.Uint64(rnd[:])
 	var hdr [segHeaderSize]byte
 	putSegmentHeader(hdr[:], id)
-	err = f.Allocate(l.opts.SegmentSize)
+	err = f.Allocate(size)
+	if err == nil {
+		err = zeroFill(f, segHeaderSize, size)
+	}
 	if err == nil {
 		_, err = f.WriteAt(hdr[:], 0)
 	}
@@ -118,6 +127,32 @@ func (l *Log) preallocate() (vfs.File, uint64, error) {
 	}
 	l.st.preallocs.Add(1)
 	return f, id, nil
+}
+
+// growPrealloc enlarges a prepared segment file that is not yet in service.
+func growPrealloc(f vfs.File, from, to int64) error {
+	err := f.Allocate(to)
+	if err == nil {
+		err = zeroFill(f, from, to)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	return err
+}
+
+var zeroBlock [1 << 20]byte
+
+// zeroFill writes zeros over f[from:to).
+func zeroFill(f vfs.File, from, to int64) error {
+	for p := from; p < to; {
+		n := min(int64(len(zeroBlock)), to-p)
+		if _, err := f.WriteAt(zeroBlock[:n], p); err != nil {
+			return err
+		}
+		p += n
+	}
+	return nil
 }
 
 // writeIndex writes a sealed segment's index: temp file, fsync, rename,

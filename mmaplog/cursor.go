@@ -80,6 +80,9 @@ func (c *Cursor) Next(dst []Record, maxBytes int) ([]Record, error) {
 		return out, l.Err()
 	}
 	segs := *l.segs.Load()
+	if c.seg != nil && (c.segi >= len(segs) || segs[c.segi] != c.seg) {
+		c.seg = nil // the segment was replaced: find the position again
+	}
 	if c.seg == nil {
 		if err := c.seek(segs, h); err != nil {
 			return out, err

@@ -26,7 +26,8 @@
 // # Files
 //
 // A log directory holds segment files named by their first offset
-// ("00000000000000000000.seg"), each preallocated to Options.SegmentSize; a
+// ("00000000000000000000.seg"), preallocated and zero-filled in the
+// background at sizes that double from 1 MiB up to Options.SegmentSize; a
 // record never spans two. Sealed segments have a checksummed sparse index
 // ("<first>.idx"), a cache rebuilt from the segment when missing or invalid,
 // so opening a large log does not scan it. The byte layouts, the crash

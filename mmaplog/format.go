@@ -48,6 +48,10 @@ const (
 	MaxSegmentSize = 1 << 30
 	// MinSegmentSize is the smallest accepted Options.SegmentSize.
 	MinSegmentSize = 4 << 10
+	// firstSegmentSize is the size of a new log's first segment; each next
+	// segment doubles, up to Options.SegmentSize, so that small logs use
+	// small files.
+	firstSegmentSize = 1 << 20
 	// indexEvery is the spacing in bytes of sparse index entries.
 	indexEvery = 64 << 10
 )

@@ -46,9 +46,10 @@ type Log struct {
 	nch    chan struct{} // closed when head advances; nil until Notify asks
 	nfinal bool          // closed or poisoned: Notify returns a closed channel
 
-	rmu    sync.Mutex // guards pins and unmapping
-	pins   int        // open cursors
-	closed atomic.Bool
+	rmu     sync.Mutex // guards pins, retired and unmapping
+	pins    int        // open cursors and SeekTime calls
+	retired []*segment // replaced segments, unmapped at Close
+	closed  atomic.Bool
 
 	w          writerState // owned by the writer goroutine
 	writerDone chan struct{}
@@ -280,7 +281,7 @@ func (l *Log) Close() error {
 }
 
 func (l *Log) unmapAllLocked() {
-	for _, s := range *l.segs.Load() {
+	for _, s := range append(*l.segs.Load(), l.retired...) {
 		if err := s.unmap(); err != nil {
 			l.log.Warn("mmaplog: unmap failed", "dir", l.dir, "segment", s.name, "err", err)
 		}

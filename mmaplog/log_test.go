@@ -1,6 +1,7 @@
 package mmaplog
 
 import (
+	"bytes"
 	"errors"
 	"sync"
 	"testing"
@@ -397,4 +398,87 @@ func TestConcurrentAppendersAndReaders(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestSegmentsGrowAndReplace(t *testing.T) {
+	mem := vfs.NewMem()
+	opts := Options{FS: mem, SegmentSize: 4 << 20, MaxRecordSize: 1 << 20}
+	l := openT(t, "/log", opts)
+	c, err := l.NewCursor(0) // positioned in the first, empty segment
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if recs, err := c.Next(nil, 0); err != nil || len(recs) != 0 {
+		t.Fatalf("Next on empty log = %v, %v", recs, err)
+	}
+	// A first batch larger than the 1 MiB first segment replaces it.
+	big := make([][]byte, 3)
+	for i := range big {
+		big[i] = payloadFor(uint64(i), 900<<10)
+	}
+	if first, err := l.Append(big); err != nil || first != 0 {
+		t.Fatalf("Append big batch = %d, %v", first, err)
+	}
+	recs, err := c.Next(nil, 0)
+	if err != nil || len(recs) != 3 || !bytes.Equal(recs[2].Payload, big[2]) {
+		t.Fatalf("cursor after replacement: %d records, %v", len(recs), err)
+	}
+	for i := uint64(3); i < 40; i++ {
+		if _, err := l.Append([][]byte{payloadFor(i, 200<<10)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var sizes []int64
+	for _, name := range listDir(t, mem, "/log") {
+		if _, ok := parseSegmentName(name); ok {
+			sizes = append(sizes, fileSize(t, mem, "/log/"+name))
+		}
+	}
+	if len(sizes) < 3 || sizes[0] != 4<<20 || sizes[len(sizes)-1] != 4<<20 {
+		t.Fatalf("segment sizes %v: want the replaced first segment grown to 4 MiB and later ones at the 4 MiB maximum", sizes)
+	}
+	l.Close()
+
+	// A new log's segments double: 1, 2, 4, 4 MiB.
+	mem = vfs.NewMem()
+	l = openT(t, "/log", Options{FS: mem, SegmentSize: 4 << 20, MaxRecordSize: 64 << 10})
+	for i := uint64(0); i < 200; i++ {
+		if _, err := l.Append([][]byte{payloadFor(i, 60<<10)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	sizes = nil
+	for _, name := range listDir(t, mem, "/log") {
+		if _, ok := parseSegmentName(name); ok {
+			sizes = append(sizes, fileSize(t, mem, "/log/"+name))
+		}
+	}
+	want := []int64{1 << 20, 2 << 20, 4 << 20, 4 << 20}
+	for i, w := range want {
+		if i >= len(sizes) || sizes[i] != w {
+			t.Fatalf("segment sizes %v, want %v...", sizes, want)
+		}
+	}
+	l = openT(t, "/log", Options{FS: mem, SegmentSize: 4 << 20, MaxRecordSize: 64 << 10})
+	defer l.Close()
+	recs = readAll(t, l, 0)
+	if len(recs) != 200 || !bytes.Equal(recs[199].Payload, payloadFor(199, 60<<10)) {
+		t.Fatalf("reopened: %d records", len(recs))
+	}
+}
+
+func fileSize(t testing.TB, fs vfs.FS, path string) int64 {
+	t.Helper()
+	f, err := fs.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n, err := f.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -58,9 +58,12 @@ const (
 
 // Options configures Open. The zero value is valid and gives the defaults.
 type Options struct {
-	// SegmentSize is the size of each segment file (preallocated); a record
-	// never spans two segments. Default 64 MiB; between MinSegmentSize and
-	// MaxSegmentSize, and at least one maximum-size record plus headers.
+	// SegmentSize is the maximum size of a segment file; a record (and a
+	// batch) never spans two segments. A new log's first segment is 1 MiB
+	// (or SegmentSize if smaller) and each next one doubles up to
+	// SegmentSize, so small logs use little disk. Default 64 MiB; between
+	// MinSegmentSize and MaxSegmentSize, and at least one maximum-size record
+	// plus headers.
 	SegmentSize int64
 	// MaxRecordSize caps a payload; longer payloads are refused before any
 	// allocation, on append and on read. Default 8 MiB.

@@ -76,7 +76,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		}
 	} else {
 		l.bg = newBackground(l)
-		l.bg.request()
+		l.bg.request(l.w.nextSize)
 	}
 	go l.run()
 	if cerr != nil {
@@ -168,7 +168,7 @@ func (l *Log) recover() (*CorruptionError, error) {
 
 // createFirst creates segment 0 of a new log durably.
 func (l *Log) createFirst() error {
-	f, _, err := l.preallocate()
+	f, _, err := l.preallocate(min(firstSegmentSize, l.opts.SegmentSize))
 	if err != nil {
 		return fmt.Errorf("mmaplog: create first segment: %w", err)
 	}
@@ -298,17 +298,6 @@ func (l *Log) openActive(first, minOff uint64) (*segment, *CorruptionError, erro
 		return s, cerr, err
 	}
 	s.id = id
-	// Grow a segment made with a smaller SegmentSize so that any batch
-	// accepted by AppendAsync fits in it once empty.
-	if size < l.opts.SegmentSize {
-		if err := f.Allocate(l.opts.SegmentSize); err != nil {
-			return nil, nil, fmt.Errorf("mmaplog: grow %s: %w", name, err)
-		}
-		if err := f.Sync(); err != nil {
-			return nil, nil, fmt.Errorf("mmaplog: sync %s: %w", name, err)
-		}
-		s.size = l.opts.SegmentSize
-	}
 	data, err := s.bytes(l.fs, l.dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mmaplog: map %s: %w", name, err)
@@ -323,6 +312,7 @@ func (l *Log) openActive(first, minOff uint64) (*segment, *CorruptionError, erro
 	w := &l.w
 	w.seg, w.f = s, f
 	w.pos, w.acked, w.synced = r.commitEnd, r.commitEnd, r.commitEnd
+	w.nextSize = min(max(2*s.size, firstSegmentSize), l.opts.SegmentSize)
 	if len(s.idx) > 0 {
 		w.lastIdx = s.idx[len(s.idx)-1].pos
 	}

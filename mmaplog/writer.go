@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/atedb/atedb/internal/vfs"
@@ -22,6 +23,7 @@ type writerState struct {
 	synced   int64 // bytes of seg made durable
 	lastTime int64 // newest time stamp written
 	lastIdx  int64 // position of seg's newest index entry, -1 if none
+	nextSize int64 // size of the next segment to prepare
 	buf      []byte
 	spare    []batch
 }
@@ -44,6 +46,7 @@ func (l *Log) run() {
 			l.syncInterval()
 			continue
 		}
+		l.gather()
 		l.mu.Lock()
 		bs := l.pending
 		l.pending = w.spare[:0]
@@ -58,6 +61,28 @@ func (l *Log) run() {
 			l.closeErr = l.finish()
 			return
 		}
+	}
+}
+
+// gather lets appenders that the previous group commit just woke enqueue
+// their next batch before the writer takes the queue: without it, concurrent
+// appenders split into two alternating half-size groups (one queues while
+// the other syncs), and each fdatasync commits half as much. It yields the
+// processor while the queue keeps growing, a few times at most (a few
+// microseconds each).
+func (l *Log) gather() {
+	l.mu.Lock()
+	n := len(l.pending)
+	l.mu.Unlock()
+	for range 4 {
+		runtime.Gosched()
+		l.mu.Lock()
+		m := len(l.pending)
+		l.mu.Unlock()
+		if m == n {
+			return
+		}
+		n = m
 	}
 }
 
@@ -164,7 +189,7 @@ func (l *Log) commit(bs []batch) {
 			}
 			l.ack(bs[acked:i])
 			acked = i
-			if err := l.rotate(bs[i].first); err != nil {
+			if err := l.rotate(bs[i].first, need); err != nil {
 				l.fail(bs[acked:], err)
 				return
 			}
@@ -268,17 +293,39 @@ func (l *Log) ack(bs []batch) {
 	l.notify(false)
 }
 
-// rotate seals the active segment (already durable) and continues in a new
-// one, named after first, taken from the background preallocator.
-func (l *Log) rotate(first uint64) error {
+// rotate continues in a new segment, named after first, taken from the
+// background preallocator and grown if need bytes of records would not fit.
+// A non-empty active segment (already durable) is sealed; an empty one (a
+// new log's first segment, too small for the batch) is replaced by the
+// rename, which is atomic.
+func (l *Log) rotate(first uint64, need int64) error {
 	w := &l.w
 	old := w.seg
+	replace := w.pos == segHeaderSize
+	if replace && old.first != first {
+		return fmt.Errorf("mmaplog: internal error: empty segment %s does not start at %d", old.name, first)
+	}
 	pa := l.bg.take()
 	if pa.err != nil {
 		return fmt.Errorf("mmaplog: prepare segment %s: %w", segmentName(first), pa.err)
 	}
+	tmp := filepath.Join(l.dir, preallocName)
+	size := pa.size
+	if segHeaderSize+need > size {
+		grown := size
+		for segHeaderSize+need > grown {
+			grown *= 2
+		}
+		grown = min(grown, l.opts.SegmentSize)
+		if err := growPrealloc(pa.f, size, grown); err != nil {
+			pa.f.Close()
+			l.fs.Remove(tmp)
+			return fmt.Errorf("mmaplog: grow segment %s: %w", segmentName(first), err)
+		}
+		size = grown
+	}
 	name := segmentName(first)
-	if err := l.fs.Rename(filepath.Join(l.dir, preallocName), filepath.Join(l.dir, name)); err != nil {
+	if err := l.fs.Rename(tmp, filepath.Join(l.dir, name)); err != nil {
 		pa.f.Close()
 		return fmt.Errorf("mmaplog: rename new segment %s: %w", name, err)
 	}
@@ -287,16 +334,27 @@ func (l *Log) rotate(first uint64) error {
 		return fmt.Errorf("mmaplog: sync directory after creating %s: %w", name, err)
 	}
 	if err := w.f.Close(); err != nil {
-		l.log.Warn("mmaplog: close sealed segment", "dir", l.dir, "segment", old.name, "err", err)
+		l.log.Warn("mmaplog: close segment", "dir", l.dir, "segment", old.name, "err", err)
 	}
-	s := &segment{first: first, name: name, id: pa.id, size: l.opts.SegmentSize}
+	s := &segment{first: first, name: name, id: pa.id, size: size}
 	s.end.Store(segHeaderSize)
-	segs := append(append([]*segment(nil), *l.segs.Load()...), s)
+	segs := append([]*segment(nil), *l.segs.Load()...)
+	if replace {
+		segs[len(segs)-1] = s
+		l.rmu.Lock()
+		l.retired = append(l.retired, old) // unmapped at Close: a cursor may hold its map
+		l.rmu.Unlock()
+	} else {
+		segs = append(segs, s)
+		l.st.segments.Add(1)
+	}
 	l.segs.Store(&segs)
-	l.st.segments.Add(1)
 	w.seg, w.f = s, pa.f
 	w.pos, w.acked, w.synced, w.lastIdx = segHeaderSize, segHeaderSize, segHeaderSize, -1
-	l.bg.seal(old)
-	l.bg.request()
+	w.nextSize = min(2*size, l.opts.SegmentSize)
+	if !replace {
+		l.bg.seal(old)
+	}
+	l.bg.request(w.nextSize)
 	return nil
 }
