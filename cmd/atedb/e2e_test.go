@@ -287,7 +287,7 @@ func TestE2EReadmeFlow(t *testing.T) {
 			if a, b := next(), next(); a != "6\tlive one" || b != "7\tlive two" {
 				t.Fatalf("tail --follow printed %q, %q", a, b)
 			}
-					_ = follow.Process.Signal(os.Interrupt)
+			_ = follow.Process.Signal(os.Interrupt)
 			if err := follow.Wait(); err != nil {
 				t.Fatalf("tail --follow after SIGINT: %v; stderr:\n%s", err, ferr.String())
 			}
