@@ -8,7 +8,7 @@ import (
 
 // dispatcher decodes the frames a connection receives and applies them to
 // the client's state. It belongs to the connection's reader goroutine and
-// reuses its message structs, so steady-state decoding does not allocate.
+// reuses its message structs between frames.
 type dispatcher struct {
 	cn *conn
 
