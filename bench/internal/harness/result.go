@@ -240,8 +240,14 @@ func WriteTable(w io.Writer, results []Result) error {
 			lim = strings.Join(parts, ", ")
 		}
 		rate, mb := FormatRate(r.EventsPerSec), fmt.Sprintf("%.1f", r.MBPerSec)
+		if r.Seconds == 0 {
+			rate, mb = "-", "-"
+		}
 		if r.Error != "" {
 			rate, mb, lim = "ERROR", "-", r.Error
+			if len(lim) > 100 {
+				lim = lim[:100] + "..."
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			r.System, r.Label(), r.Params.EventSize, r.Params.Producers, r.Params.Window, r.Params.Sync,

@@ -96,8 +96,9 @@ func (p Params) check(needProducers bool) error {
 	return nil
 }
 
-// meter measures wall time and the CPU of both ends over one phase.
-type meter struct {
+// Meter measures wall time and the CPU of both ends over one phase.
+// Start it with [StartMeter], end it with Stop, then Fill a result.
+type Meter struct {
 	env         *Env
 	t0          time.Time
 	cpu0, srv0  time.Duration
@@ -106,8 +107,9 @@ type meter struct {
 	cpu, srvCPU time.Duration
 }
 
-func startMeter(env *Env) *meter {
-	m := &meter{env: env}
+// StartMeter starts measuring now.
+func StartMeter(env *Env) *Meter {
+	m := &Meter{env: env}
 	if env.Server != nil {
 		var err error
 		m.srv0, err = env.Server.CPU()
@@ -118,7 +120,8 @@ func startMeter(env *Env) *meter {
 	return m
 }
 
-func (m *meter) stop() {
+// Stop ends the measurement.
+func (m *Meter) Stop() {
 	m.elapsed = time.Since(m.t0)
 	m.cpu = SelfCPU() - m.cpu0
 	if m.srvOK {
@@ -130,7 +133,14 @@ func (m *meter) stop() {
 	}
 }
 
-func (m *meter) fill(r *Result) {
+// Start returns when the measurement started.
+func (m *Meter) Start() time.Time { return m.t0 }
+
+// Elapsed returns the measured wall time (after Stop).
+func (m *Meter) Elapsed() time.Duration { return m.elapsed }
+
+// Fill sets r.Seconds, the CPU figures and the rates from the measurement.
+func (m *Meter) Fill(r *Result) {
 	r.Seconds = math.Round(m.elapsed.Seconds()*1e6) / 1e6
 	r.CPUClientS = round3(m.cpu.Seconds())
 	if m.srvOK {
@@ -180,7 +190,7 @@ func (t *ticket) take() (int64, bool) {
 type produceResult struct {
 	done  int64
 	hist  Histogram
-	meter *meter
+	meter *Meter
 }
 
 // produce connects p.Producers producers to stream, lets each append warmup
@@ -249,13 +259,13 @@ func produce(ctx context.Context, env *Env, stream, label string, p Params, warm
 	}
 	prog := StartProgress(env.Progress, label, &done, p.Count, p.Duration())
 	defer prog.Stop()
-	m := startMeter(env)
+	m := StartMeter(env)
 	if p.DurationS > 0 {
 		tk.deadline = m.t0.Add(p.Duration())
 	}
 	close(start)
 	wg.Wait()
-	m.stop()
+	m.Stop()
 	prog.Stop()
 	if firstErr != nil {
 		return nil, firstErr
@@ -350,6 +360,30 @@ func pipeline(ctx context.Context, pr Producer, id, size, window int, next func(
 	return <-errc
 }
 
+// Fill appends p.Count events of p.EventSize to stream from p.Producers
+// producers with p.Window appends in flight each (untimed set-up for
+// replay-like workloads), showing progress under label, and returns the
+// number of events appended and the time it took.
+func Fill(ctx context.Context, env *Env, stream, label string, p Params) (int64, time.Duration, error) {
+	p.DurationS = 0
+	p.Producers = max(p.Producers, 1)
+	p.Window = max(p.Window, 1)
+	if p.Count <= 0 {
+		return 0, 0, fmt.Errorf("%w: fill needs a count", ErrBadParams)
+	}
+	if err := p.check(true); err != nil {
+		return 0, 0, err
+	}
+	res, err := produce(ctx, env, stream, label, p, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	if res.done != p.Count {
+		return res.done, res.meter.elapsed, fmt.Errorf("fill: %d of %d events appended", res.done, p.Count)
+	}
+	return res.done, res.meter.elapsed, nil
+}
+
 // RunProducers runs an append workload (sync1, closed64, pipelined64, ...)
 // and returns its result; failures are reported in Result.Error.
 func RunProducers(ctx context.Context, env *Env, workload string, p Params) Result {
@@ -366,7 +400,7 @@ func RunProducers(ctx context.Context, env *Env, workload string, p Params) Resu
 	r.Events = res.done
 	r.Bytes = res.done * int64(p.EventSize)
 	r.Latency = res.hist.Latency()
-	res.meter.fill(&r)
+	res.meter.Fill(&r)
 	env.AddStandardLimits(&r, true)
 	if env.Limits != nil && r.Latency != nil && p.Producers == 1 && p.Window <= 1 {
 		r.SetExtra("p50_vs_fsync4k_p50", r.Latency.P50/env.Limits.Fsync4KP50US)
@@ -405,25 +439,13 @@ func RunReplay(ctx context.Context, env *Env, p Params) Result {
 		r.Error = fmt.Sprintf("%v: replay needs a count", ErrBadParams)
 		return r
 	}
-	fp := p
-	fp.DurationS = 0
-	fp.Producers = max(fp.Producers, 1)
-	fp.Window = max(fp.Window, 1)
-	if err := fp.check(true); err != nil {
-		r.Error = err.Error()
-		return r
-	}
 	stream := StreamName("replay")
-	fill, err := produce(ctx, env, stream, env.System+" replay: filling", fp, 0)
+	filled, fillTime, err := Fill(ctx, env, stream, env.System+" replay: filling", p)
 	if err != nil {
 		r.Error = fmt.Sprintf("fill: %v", err)
 		return r
 	}
-	if fill.done != p.Count {
-		r.Error = fmt.Sprintf("fill: %d of %d events appended", fill.done, p.Count)
-		return r
-	}
-	r.SetExtra("fill_events_per_s", float64(fill.done)/fill.meter.elapsed.Seconds())
+	r.SetExtra("fill_events_per_s", float64(filled)/fillTime.Seconds())
 
 	var (
 		n          atomic.Int64
@@ -453,7 +475,7 @@ func RunReplay(ctx context.Context, env *Env, p Params) Result {
 		}
 	}
 	prog := StartProgress(env.Progress, env.System+" replay", &n, p.Count, 0)
-	m := startMeter(env)
+	m := StartMeter(env)
 	t0 = m.t0
 	sub, err := env.Driver.Subscribe(ctx, stream, handle)
 	if err != nil {
@@ -462,7 +484,7 @@ func RunReplay(ctx context.Context, env *Env, p Params) Result {
 		return r
 	}
 	err = watch(ctx, env.stallTimeout(), "replay", n.Load, p.Count, doneCh)
-	m.stop()
+	m.Stop()
 	prog.Stop()
 	if cerr := sub.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close subscription: %w", cerr)
@@ -474,7 +496,7 @@ func RunReplay(ctx context.Context, env *Env, p Params) Result {
 	// The handler goroutine has stopped (Close returned): its fields are ours.
 	r.Events = n.Load()
 	r.Bytes = bytes
-	m.fill(&r)
+	m.Fill(&r)
 	r.SetExtra("first_event_ms", float64(firstEvent)/1e6)
 	if orderErrs > 0 {
 		r.Error = fmt.Sprintf("%d events out of order, duplicated or malformed", orderErrs)
@@ -624,7 +646,7 @@ func RunFanout(ctx context.Context, env *Env, p Params) Result {
 		close(allDelivered)
 	}()
 	prog := StartProgress(env.Progress, env.System+" fanout (delivered)", &delivered, want, 0)
-	m := startMeter(env)
+	m := StartMeter(env)
 	interval := time.Second / time.Duration(p.Rate)
 	var sent int64
 	next := func() (int64, bool) {
@@ -653,7 +675,7 @@ func RunFanout(ctx context.Context, env *Env, p Params) Result {
 		return r
 	}
 	werr := watch(ctx, env.stallTimeout(), "fanout delivery", delivered.Load, want, allDelivered)
-	m.stop()
+	m.Stop()
 	prog.Stop()
 	for _, s := range handles {
 		if err := s.Close(); err != nil && werr == nil {
@@ -672,7 +694,7 @@ func RunFanout(ctx context.Context, env *Env, p Params) Result {
 	}
 	r.Events = delivered.Load()
 	r.Bytes = r.Events * int64(p.EventSize)
-	m.fill(&r)
+	m.Fill(&r)
 	r.Latency = afterConf.Latency()
 	if l := e2e.Latency(); l != nil {
 		r.SetExtra("e2e_p50_us", l.P50)

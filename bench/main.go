@@ -1,0 +1,349 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/atedb/atedb/bench/internal/harness"
+)
+
+const usage = `bench: end-to-end throughput and latency of atedb, beside the machine's limits.
+
+Usage:
+  go run ./bench <workload>... [flags]
+  go run ./bench all [flags]          every workload, plain and with -wire-encryption 128
+  go run ./bench limits [flags]       only the machine limits
+  go run ./bench compare FILE...      medians and atedb/peer ratios of JSON result files
+
+Workloads:
+  sync1        1 producer, one event per append, waits for each confirmation
+  closed64     64 producers, one event per append, each waits for its confirmation
+  pipelined64  64 producers, 256 appends in flight each
+  replay       read 1,000,000 events of history from offset 0
+  fanout       1 producer at 10,000 events/s, 16 live subscribers
+  handshake    encrypted connection setups per second (default -wire-encryption 192: ML-KEM-768)
+  manychains   appends spread over 10,000 chains (Zipf), then opens among 100,000 chains on disk
+  reopen       time to reopen a 1 GiB chain, and to recover it after kill -9
+
+Each workload starts a fresh 'atedb solo' (built from ./cmd/atedb into a
+temporary directory) on 127.0.0.1 with its data under -dir, unless -url
+names a running server. Results: one JSON line each as they finish, then a
+table. Every figure is also given as a ratio to the machine limit it is
+bounded by, measured in the same run on the same file system.
+
+Flags:
+`
+
+// atedbDefaults are the full-size parameters of the atedb-only workloads.
+var atedbDefaults = map[string]harness.Params{
+	"handshake":  {EventSize: 1024, Producers: 8, DurationS: 10, WireEncryption: 192},
+	"manychains": {EventSize: 1024, Producers: 64, Window: 1, Chains: 10_000, DurationS: 10},
+	"reopen":     {EventSize: 1024, Producers: 8, Window: 256, Count: 1 << 20},
+}
+
+var genericNames = []string{harness.Sync1, harness.Closed64, harness.Pipelined64, harness.Replay, harness.Fanout}
+
+// item is one workload run.
+type item struct {
+	name string
+	p    harness.Params
+}
+
+// benchFlags are the flags only the atedb side has.
+type benchFlags struct {
+	atedbBin  string
+	serverArg multiFlag
+	onDisk    int
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return fmt.Sprint(*m) }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) > 0 && args[0] == "compare" {
+		if err := runCompare(args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	}
+	var o harness.Options
+	var bf benchFlags
+	fs := harness.NewFlagSet("bench", &o, "always",
+		"atedb --sync mode: always (acknowledge after fdatasync) or interval (acknowledge after write, fsync on a timer)")
+	fs.StringVar(&bf.atedbBin, "atedb", "", "atedb binary to run (default: go build ./cmd/atedb)")
+	fs.Var(&bf.serverArg, "server-arg", "extra argument for `atedb solo` (repeatable), e.g. -server-arg=--cpuprofile=/tmp/cpu.out")
+	fs.IntVar(&bf.onDisk, "on-disk-chains", 0, "manychains: chains created on disk for the open-on-demand phase (default 100000; smoke 2000)")
+	fs.Usage = func() {
+		fmt.Fprint(os.Stderr, usage)
+		fs.PrintDefaults()
+	}
+	names, err := o.Parse(fs, args)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, err)
+			fs.Usage()
+		}
+		return 2
+	}
+	if o.Sync != "always" && o.Sync != "interval" {
+		fmt.Fprintf(os.Stderr, "-sync %q: want always or interval\n", o.Sync)
+		return 2
+	}
+	items, err := plan(&o, &bf, names)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	out, err := harness.NewOutput(os.Stdout, o.JSONPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := execute(ctx, &o, &bf, items, names, out); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		out.Close()
+		return 1
+	}
+	if err := out.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if ctx.Err() != nil {
+		return 130
+	}
+	if n := out.Failed(); n > 0 {
+		fmt.Fprintf(os.Stderr, "%d workload(s) failed\n", n)
+		return 1
+	}
+	return 0
+}
+
+// plan expands the workload names into runs with their parameters.
+func plan(o *harness.Options, bf *benchFlags, names []string) ([]item, error) {
+	var items []item
+	add := func(name string, enc int, fromAll bool) error {
+		d, ok := harness.Defaults[name]
+		if !ok {
+			d, ok = atedbDefaults[name]
+		}
+		if !ok {
+			return fmt.Errorf("unknown workload %q; run with -h for the list", name)
+		}
+		p := o.Apply(name, d)
+		if fromAll {
+			p.WireEncryption = enc
+			if name == "handshake" {
+				p.WireEncryption = d.WireEncryption
+			}
+		}
+		if o.Smoke {
+			p = smokeSize(name, p)
+		}
+		if name == "handshake" && p.WireEncryption == 0 {
+			return fmt.Errorf("handshake measures encrypted connection setups: -wire-encryption must be 128, 192 or 256")
+		}
+		items = append(items, item{name, p})
+		return nil
+	}
+	for _, n := range names {
+		switch n {
+		case "limits":
+			if len(names) > 1 {
+				return nil, fmt.Errorf("limits runs alone")
+			}
+			return nil, nil
+		case "all":
+			if o.IsSet("wire-encryption") {
+				return nil, fmt.Errorf("all runs every workload plain and with -wire-encryption 128; name the workloads to choose another size")
+			}
+			for _, g := range genericNames {
+				if err := add(g, 0, true); err != nil {
+					return nil, err
+				}
+			}
+			for _, g := range genericNames {
+				if err := add(g, 128, true); err != nil {
+					return nil, err
+				}
+			}
+			for _, g := range []string{"handshake", "manychains", "reopen"} {
+				if err := add(g, 0, true); err != nil {
+					return nil, err
+				}
+			}
+		default:
+			if err := add(n, o.WireEncryption, false); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if o.URL != "" {
+		for _, it := range items {
+			if it.name == "reopen" {
+				return nil, fmt.Errorf("reopen restarts and kills its server: it cannot use -url")
+			}
+		}
+	}
+	return items, nil
+}
+
+// smokeSize shrinks the atedb-only workloads for a smoke run (the generic
+// ones are shrunk by Options.Apply).
+func smokeSize(name string, p harness.Params) harness.Params {
+	switch name {
+	case "manychains":
+		p.Chains = min(p.Chains, 500)
+	case "reopen":
+		p.Count = min(p.Count, 20_000)
+	}
+	return p
+}
+
+// execute measures the limits (unless -limits 0) and runs every item
+// against a fresh server.
+func execute(ctx context.Context, o *harness.Options, bf *benchFlags, items []item, names []string, out *harness.Output) error {
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return fmt.Errorf("-dir: %w", err)
+	}
+	work, err := os.MkdirTemp(o.Dir, "atedb-bench-*")
+	if err != nil {
+		return fmt.Errorf("-dir: %w", err)
+	}
+	if o.Keep {
+		fmt.Fprintf(os.Stderr, "data and server logs kept in %s\n", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
+	var lim *harness.Limits
+	if o.LimitTime > 0 {
+		lim, err = harness.MeasureLimits(ctx, work, o.LimitTime)
+		if err != nil {
+			return err
+		}
+		harness.WriteLimits(os.Stdout, lim)
+		if err := out.Emit(harness.LimitsResult("atedb", lim)); err != nil {
+			return err
+		}
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	bin := bf.atedbBin
+	if bin == "" && o.URL == "" {
+		t0 := time.Now()
+		if bin, err = buildAtedb(ctx, work); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "built atedb in %.1fs\n", time.Since(t0).Seconds())
+	}
+	for i, it := range items {
+		if ctx.Err() != nil {
+			break
+		}
+		r := runItem(ctx, o, bf, lim, bin, filepath.Join(work, fmt.Sprintf("%02d-%s", i, it.name)), it)
+		if err := out.Emit(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runItem runs one workload against its own fresh server (or -url).
+func runItem(ctx context.Context, o *harness.Options, bf *benchFlags, lim *harness.Limits, bin, dir string, it item) harness.Result {
+	env := &harness.Env{System: "atedb", Limits: lim, Progress: harness.ProgressWriter(o.Progress)}
+	fail := func(err error) harness.Result {
+		return harness.Result{System: "atedb", Workload: it.name, Params: it.p, Error: err.Error()}
+	}
+	rc := &runCtx{o: o, bf: bf, env: env, it: it}
+	if o.URL != "" {
+		env.Driver = newDriver(o.URL, it.p.WireEncryption, it.p.Window)
+		rc.url = o.URL
+		return rc.run(ctx)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(err)
+	}
+	cfg := serverConfig{
+		bin:            bin,
+		dataDir:        filepath.Join(dir, "data"),
+		logPath:        filepath.Join(dir, "server.log"),
+		sync:           it.p.Sync,
+		wireEncryption: it.p.WireEncryption,
+		extra:          bf.serverArg,
+	}
+	srv, err := startServer(ctx, cfg)
+	if err != nil {
+		return fail(err)
+	}
+	rc.srv = srv
+	rc.url = "tcp://" + srv.addr
+	env.Server = srv.proc
+	env.Driver = newDriver(rc.url, it.p.WireEncryption, it.p.Window)
+	r := rc.run(ctx)
+	// reopen may have replaced the server.
+	if err := rc.srv.stop(); err != nil && r.Error == "" {
+		r.Error = fmt.Sprintf("server stop: %v", err)
+	}
+	if o.Keep {
+		r.Note = "data in " + dir
+	}
+	return r
+}
+
+// runCtx is what an atedb workload needs: the options, the server (nil
+// with -url) and the environment of the generic workloads.
+type runCtx struct {
+	o   *harness.Options
+	bf  *benchFlags
+	env *harness.Env
+	it  item
+	srv *atedbServer
+	url string // tcp://host:port of the server
+}
+
+func (rc *runCtx) run(ctx context.Context) harness.Result {
+	if r, ok := harness.RunGeneric(ctx, rc.env, rc.it.name, rc.it.p); ok {
+		return r
+	}
+	switch rc.it.name {
+	case "handshake":
+		return runHandshake(ctx, rc)
+	case "manychains":
+		return runManyChains(ctx, rc)
+	case "reopen":
+		return runReopen(ctx, rc)
+	}
+	return harness.Result{System: "atedb", Workload: rc.it.name, Params: rc.it.p, Error: "unknown workload"}
+}
+
+// runCompare prints the comparison of the JSON result files.
+func runCompare(paths []string) error {
+	if len(paths) == 0 {
+		return fmt.Errorf("compare: name at least one JSON result file")
+	}
+	var all []harness.Result
+	for _, p := range paths {
+		rs, err := harness.ReadResultsFile(p)
+		if err != nil {
+			return err
+		}
+		all = append(all, rs...)
+	}
+	return writeComparison(os.Stdout, all)
+}
