@@ -460,6 +460,20 @@ func TestE2EKill9UnderLoad(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+	// A follower subscribed before the kill must see the whole chain, in
+	// order, once, across the restart.
+	// Its small buffer makes it pause and resume the server's stream too.
+	follower, err := client.Dial(ctx, url, client.WithReconnect(true, 10*time.Millisecond, 200*time.Millisecond),
+		client.WithReconnectLimit(20*time.Second), client.WithSubscribeBuffer(16<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer follower.Close()
+	fsub, err := follower.Subscribe(ctx, client.SubscribeOptions{History: true, Live: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsub.Close()
 	waitFor(1000, "before the kill")
 	srv.kill9()
 	before := count()
@@ -508,6 +522,16 @@ func TestE2EKill9UnderLoad(t *testing.T) {
 	}
 	if len(stored) < len(got) {
 		t.Fatalf("log holds %d events, fewer than the %d confirmed", len(stored), len(got))
+	}
+
+	for i := uint64(0); i < next; i++ {
+		ev, err := fsub.Next(ctx)
+		if err != nil {
+			t.Fatalf("follower across the restart, after %d events: %v", i, err)
+		}
+		if ev.Offset != i || string(ev.Data) != stored[i] {
+			t.Fatalf("follower got offset %d %q, want offset %d %q", ev.Offset, ev.Data, i, stored[i])
+		}
 	}
 
 	// The CLI sees the same chain.
