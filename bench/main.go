@@ -61,6 +61,7 @@ type benchFlags struct {
 	atedbBin  string
 	serverArg multiFlag
 	onDisk    int
+	pprofDir  string
 }
 
 type multiFlag []string
@@ -86,6 +87,7 @@ func run(args []string) int {
 		"atedb --sync mode: always (acknowledge after fdatasync) or interval (acknowledge after write, fsync on a timer)")
 	fs.StringVar(&bf.atedbBin, "atedb", "", "atedb binary to run (default: go build ./cmd/atedb)")
 	fs.Var(&bf.serverArg, "server-arg", "extra argument for `atedb solo` (repeatable), e.g. -server-arg=--cpuprofile=/tmp/cpu.out")
+	fs.StringVar(&bf.pprofDir, "pprof", "", "save the server's CPU, heap, allocation, block and mutex profiles of each workload in this directory (builds atedb with a profiling hook through go build -overlay; the source tree is untouched)")
 	fs.IntVar(&bf.onDisk, "on-disk-chains", 0, "manychains: chains created on disk for the open-on-demand phase (default 100000; smoke 2000)")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, usage)
@@ -193,6 +195,12 @@ func plan(o *harness.Options, bf *benchFlags, names []string) ([]item, error) {
 			}
 		}
 	}
+	if bf.pprofDir != "" && (o.URL != "" || bf.atedbBin != "") {
+		return nil, fmt.Errorf("-pprof builds its own atedb: it cannot be combined with -url or -atedb")
+	}
+	if bf.onDisk < 0 {
+		return nil, fmt.Errorf("-on-disk-chains %d out of range", bf.onDisk)
+	}
 	if o.URL != "" {
 		for _, it := range items {
 			if it.name == "reopen" {
@@ -247,7 +255,7 @@ func execute(ctx context.Context, o *harness.Options, bf *benchFlags, items []it
 	bin := bf.atedbBin
 	if bin == "" && o.URL == "" {
 		t0 := time.Now()
-		if bin, err = buildAtedb(ctx, work); err != nil {
+		if bin, err = buildAtedb(ctx, work, bf.pprofDir != ""); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "built atedb in %.1fs\n", time.Since(t0).Seconds())
@@ -286,6 +294,7 @@ func runItem(ctx context.Context, o *harness.Options, bf *benchFlags, lim *harne
 		sync:           it.p.Sync,
 		wireEncryption: it.p.WireEncryption,
 		extra:          bf.serverArg,
+		pprof:          bf.pprofDir != "",
 	}
 	srv, err := startServer(ctx, cfg)
 	if err != nil {
@@ -295,7 +304,11 @@ func runItem(ctx context.Context, o *harness.Options, bf *benchFlags, lim *harne
 	rc.url = "tcp://" + srv.addr
 	env.Server = srv.proc
 	env.Driver = newDriver(rc.url, it.p.WireEncryption, it.p.Window)
+	profDone := rc.startProfiles(ctx, filepath.Base(dir))
 	r := rc.run(ctx)
+	if err := profDone(); err != nil && r.Error == "" {
+		r.Note = fmt.Sprintf("profiles: %v", err)
+	}
 	// reopen may have replaced the server.
 	if err := rc.srv.stop(); err != nil && r.Error == "" {
 		r.Error = fmt.Sprintf("server stop: %v", err)
@@ -346,4 +359,37 @@ func runCompare(paths []string) error {
 		all = append(all, rs...)
 	}
 	return writeComparison(os.Stdout, all)
+}
+
+// startProfiles starts a CPU profile of the server for the workload's
+// duration (10 s for count-bound workloads) when -pprof is set; the
+// returned function waits for it and saves the heap, allocation, block
+// and mutex profiles. Workloads that replace their server are profiled on
+// the first one only.
+func (rc *runCtx) startProfiles(ctx context.Context, name string) func() error {
+	if rc.bf.pprofDir == "" {
+		return func() error { return nil }
+	}
+	if err := os.MkdirAll(rc.bf.pprofDir, 0o755); err != nil {
+		return func() error { return err }
+	}
+	srv := rc.srv
+	secs := int(rc.it.p.DurationS)
+	if secs <= 0 {
+		secs = 10
+	}
+	base := filepath.Join(rc.bf.pprofDir, name)
+	cpuErr := make(chan error, 1)
+	go func() {
+		cpuErr <- srv.fetchProfile(ctx, "profile", fmt.Sprintf("seconds=%d", secs), base+"-cpu.pb.gz")
+	}()
+	return func() error {
+		err := <-cpuErr
+		for _, p := range []string{"heap", "allocs", "block", "mutex"} {
+			if perr := srv.fetchProfile(ctx, p, "", base+"-"+p+".pb.gz"); perr != nil && err == nil {
+				err = perr
+			}
+		}
+		return err
+	}
 }

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,9 +15,40 @@ import (
 	"github.com/atedb/atedb/bench/internal/harness"
 )
 
+// pprofEnv names the environment variable that makes a binary built with
+// the profiling hook serve net/http/pprof on the address it holds.
+const pprofEnv = "ATEDB_BENCH_PPROF"
+
+// pprofHook is added to package main of cmd/atedb with `go build -overlay`
+// when bench runs with -pprof: the source tree is not touched, and the
+// hook does nothing unless pprofEnv is set.
+const pprofHook = `package main
+
+import (
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"runtime"
+)
+
+func init() {
+	addr := os.Getenv("` + pprofEnv + `")
+	if addr == "" {
+		return
+	}
+	runtime.SetBlockProfileRate(100000)
+	runtime.SetMutexProfileFraction(100)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	go http.ListenAndServe(addr, mux)
+}
+`
+
 // buildAtedb builds cmd/atedb from the module that holds the working
-// directory into dir and returns the binary's path.
-func buildAtedb(ctx context.Context, dir string) (string, error) {
+// directory into dir and returns the binary's path. With profiling, the
+// binary also carries pprofHook.
+func buildAtedb(ctx context.Context, dir string, profiling bool) (string, error) {
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("find the atedb module: go env GOMOD: %w", err)
@@ -23,9 +57,28 @@ func buildAtedb(ctx context.Context, dir string) (string, error) {
 	if gomod == "" || gomod == os.DevNull {
 		return "", fmt.Errorf("find the atedb module: run bench from inside the atedb source tree, or pass -atedb")
 	}
+	root := filepath.Dir(gomod)
 	bin := filepath.Join(dir, "atedb")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/atedb")
-	cmd.Dir = filepath.Dir(gomod)
+	args := []string{"build", "-o", bin}
+	if profiling {
+		hook := filepath.Join(dir, "zz_bench_pprof.go")
+		if err := os.WriteFile(hook, []byte(pprofHook), 0o644); err != nil {
+			return "", err
+		}
+		overlay, err := json.Marshal(map[string]map[string]string{
+			"Replace": {filepath.Join(root, "cmd", "atedb", "zz_bench_pprof.go"): hook},
+		})
+		if err != nil {
+			return "", err
+		}
+		ov := filepath.Join(dir, "overlay.json")
+		if err := os.WriteFile(ov, overlay, 0o644); err != nil {
+			return "", err
+		}
+		args = append(args, "-overlay", ov)
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/atedb")...)
+	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/atedb: %w\n%s", err, b)
 	}
@@ -40,13 +93,15 @@ type serverConfig struct {
 	sync           string
 	wireEncryption int      // 0: --no-wire-encryption
 	extra          []string // appended after the solo flags, before the data directory
+	pprof          bool     // serve pprof (binary built with the hook)
 }
 
 // atedbServer is an `atedb solo` child process on 127.0.0.1.
 type atedbServer struct {
-	cfg  serverConfig
-	proc *harness.Process
-	addr string // host:port
+	cfg       serverConfig
+	proc      *harness.Process
+	addr      string // host:port
+	pprofAddr string // host:port of the pprof endpoint, if any
 	// startedIn is the time from exec to accepting connections.
 	startedIn time.Duration
 	stopped   bool
@@ -72,12 +127,22 @@ func startServer(ctx context.Context, cfg serverConfig) (*atedbServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	var env []string
+	pprofAddr := ""
+	if cfg.pprof {
+		pp, err := harness.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		pprofAddr = fmt.Sprintf("127.0.0.1:%d", pp)
+		env = []string{pprofEnv + "=" + pprofAddr}
+	}
 	t0 := time.Now()
-	proc, err := harness.StartProcess("atedb", cfg.bin, cfg.args(port), cfg.logPath, nil)
+	proc, err := harness.StartProcess("atedb", cfg.bin, cfg.args(port), cfg.logPath, env)
 	if err != nil {
 		return nil, err
 	}
-	s := &atedbServer{cfg: cfg, proc: proc, addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	s := &atedbServer{cfg: cfg, proc: proc, addr: fmt.Sprintf("127.0.0.1:%d", port), pprofAddr: pprofAddr}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if err := proc.WaitListening(wctx, s.addr); err != nil {
@@ -101,4 +166,37 @@ func (s *atedbServer) stop() error {
 	}
 	s.stopped = true
 	return s.proc.Stop(30 * time.Second)
+}
+
+// fetchProfile saves the server's named pprof profile (with query q, e.g.
+// "seconds=10") to path.
+func (s *atedbServer) fetchProfile(ctx context.Context, name, q, path string) error {
+	if s.pprofAddr == "" {
+		return fmt.Errorf("server runs without the pprof hook")
+	}
+	u := "http://" + s.pprofAddr + "/debug/pprof/" + name
+	if q != "" {
+		u += "?" + q
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("pprof %s: %w", name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof %s: %s", name, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("pprof %s: %w", name, err)
+	}
+	return f.Close()
 }
