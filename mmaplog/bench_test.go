@@ -1,7 +1,10 @@
 package mmaplog
 
 import (
+	"fmt"
 	"os"
+	"runtime"
+	"strings"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -175,20 +178,46 @@ func benchLog(b *testing.B) (string, int64) {
 	return benchLogDir, benchLogSize
 }
 
-// TestMain removes the shared benchmark log.
+// TestMain removes the shared benchmark log and fails the run if a log's
+// goroutines outlived it (a Close that does not wait, or a leaked Log).
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if benchLogDir != "" {
 		os.RemoveAll(benchLogDir)
 	}
+	if code == 0 {
+		if leaked := leakedGoroutines(); leaked != "" {
+			fmt.Fprintf(os.Stderr, "mmaplog: goroutines leaked by the tests:\n%s\n", leaked)
+			code = 1
+		}
+	}
 	os.Exit(code)
+}
+
+// leakedGoroutines returns the stacks of log goroutines still running after
+// a grace period, or "".
+func leakedGoroutines() string {
+	var stacks string
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		stacks = ""
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "mmaplog.(*Log).run") || strings.Contains(g, "mmaplog.(*background).run") {
+				stacks += g + "\n\n"
+			}
+		}
+		if stacks == "" {
+			return ""
+		}
+	}
+	return stacks
 }
 
 // BenchmarkReopen opens (and closes) a large log: sealed segments come from
 // their indexes; only the active segment is scanned.
 func BenchmarkReopen(b *testing.B) {
 	dir, size := benchLog(b)
-	b.ReportMetric(float64(size)/(1<<20), "log-MiB")
 	for b.Loop() {
 		l, err := Open(dir, Options{Logger: discard})
 		if err != nil {
@@ -201,6 +230,7 @@ func BenchmarkReopen(b *testing.B) {
 		l.Close()
 		b.StartTimer()
 	}
+	b.ReportMetric(float64(size)/(1<<20), "log-MiB")
 }
 
 // BenchmarkCursorRead reads the whole log sequentially from the page cache.

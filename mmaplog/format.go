@@ -101,6 +101,20 @@ func readRecordHeader(b []byte) recordHeader {
 	}
 }
 
+// appendRecord appends one encoded record (header, payload, zero padding)
+// to dst.
+func appendRecord(dst []byte, off uint64, time int64, synced uint32, flags uint8, payload []byte) []byte {
+	start := len(dst)
+	dst = append(dst, make([]byte, recordSize(len(payload)))...)
+	rec := dst[start:]
+	h := recordHeader{length: uint32(len(payload)), offset: off, time: time, synced: synced, kind: recTypeData, flags: flags}
+	putRecordHeader(rec, h)
+	copy(rec[recHeaderSize:], payload)
+	h.crc = recordCRC(rec[:recHeaderSize+len(payload)])
+	putRecordHeader(rec, h)
+	return dst
+}
+
 // recordCRC computes the CRC of a record whose header and payload are
 // rec[:recHeaderSize+length]: it covers the length field and every byte
 // after the CRC field.

@@ -233,27 +233,15 @@ func (l *Log) encode(b *batch, now int64) {
 	w := &l.w
 	for j, p := range b.payloads {
 		pos := w.pos + int64(len(w.buf))
-		start := len(w.buf)
-		size := int(recordSize(len(p)))
-		w.buf = append(w.buf, make([]byte, size)...)
-		rec := w.buf[start : start+size]
-		h := recordHeader{
-			length: uint32(len(p)),
-			offset: b.first + uint64(j),
-			time:   now,
-			synced: uint32(w.synced),
-			kind:   recTypeData,
-		}
+		var flags uint8
 		if j == len(b.payloads)-1 {
-			h.flags = flagCommit
+			flags = flagCommit
 		}
-		putRecordHeader(rec, h)
-		copy(rec[recHeaderSize:], p)
-		h.crc = recordCRC(rec[:recHeaderSize+len(p)])
-		putRecordHeader(rec, h)
+		off := b.first + uint64(j)
+		w.buf = appendRecord(w.buf, off, now, uint32(w.synced), flags, p)
 		if w.lastIdx < 0 || pos-w.lastIdx >= indexEvery {
 			w.seg.mu.Lock()
-			w.seg.idx = append(w.seg.idx, indexEntry{offset: h.offset, time: now, pos: pos})
+			w.seg.idx = append(w.seg.idx, indexEntry{offset: off, time: now, pos: pos})
 			w.seg.mu.Unlock()
 			w.lastIdx = pos
 		}
