@@ -3,10 +3,10 @@ package mmaplog
 import (
 	"fmt"
 	"os"
-	"runtime"
-	"strings"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
