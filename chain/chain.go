@@ -31,6 +31,52 @@ type Writer struct {
 	Owner *Owner // the connection; lock owner and (later) proven keys
 
 	failed atomic.Pointer[writerFailure]
+
+	// Results are delivered in the order the batches were given, whether
+	// they were refused at once or confirmed later by the log.
+	mu        sync.Mutex
+	issued    uint64
+	delivered uint64
+	ready     map[uint64]func()
+	draining  bool
+}
+
+// ticket reserves the next place in w's delivery order.
+func (w *Writer) ticket() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t := w.issued
+	w.issued++
+	return t
+}
+
+// complete delivers f in ticket order: it runs f (and any later ones
+// already complete) once every earlier ticket has been delivered. Exactly
+// one goroutine delivers at a time; the others only hand over.
+func (w *Writer) complete(t uint64, f func()) {
+	w.mu.Lock()
+	if w.ready == nil {
+		w.ready = make(map[uint64]func())
+	}
+	w.ready[t] = f
+	if w.draining {
+		w.mu.Unlock()
+		return
+	}
+	w.draining = true
+	for {
+		next, ok := w.ready[w.delivered]
+		if !ok {
+			break
+		}
+		delete(w.ready, w.delivered)
+		w.delivered++
+		w.mu.Unlock()
+		next()
+		w.mu.Lock()
+	}
+	w.draining = false
+	w.mu.Unlock()
 }
 
 type writerFailure struct {
@@ -205,10 +251,14 @@ func (c *Chain) Err() error {
 // Append validates req and appends it as one atomic batch. done is called
 // exactly once with the outcome: either before Append returns (refusals,
 // retries of durable events), or later from the log's goroutine once the
-// batch is durable or has failed. done must not block. Batches given to
-// Append one after the other by the same goroutine get increasing offsets
-// and complete in that order.
+// batch is durable or has failed. done must not block. The results of one
+// Writer's batches are delivered in the order the batches were given to
+// Append (a refusal waits for the answers to the batches before it), and
+// batches given one after the other get increasing offsets.
 func (c *Chain) Append(w *Writer, req AppendRequest, done func(Result)) {
+	t := w.ticket()
+	userDone := done
+	done = func(r Result) { w.complete(t, func() { userDone(r) }) }
 	if f := w.failed.Load(); f != nil {
 		done(Result{Err: &CommitError{Code: CodeAborted, Index: -1, Head: c.nextOffset(),
 			Reason: fmt.Sprintf("an earlier batch (%d) of this writer failed: %s", f.seq, f.reason)}})

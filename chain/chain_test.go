@@ -639,3 +639,39 @@ func TestCloseFinishesInFlightAppends(t *testing.T) {
 		t.Fatalf("Acquire after Close: %v", err)
 	}
 }
+
+func TestWriterResultsInOrder(t *testing.T) {
+	store := &memStore{opts: memlog.Options{Hold: true}}
+	r := newTestRegistry(t, chain.Config{Open: store.open})
+	h := acquire(t, r, "c", &chain.Owner{})
+	defer h.Release()
+	w := chain.NewWriter(h.Owner())
+	var mu sync.Mutex
+	var order []uint64
+	done := make(chan struct{}, 3)
+	for seq, req := range []chain.AppendRequest{
+		{Events: testEvents("o1", 1), Seq: 0},
+		{Events: testEvents("o2", 1), Seq: 1, HasExpect: true, Expect: 9}, // refused at once
+		{Events: testEvents("o3", 1), Seq: 2},                             // aborted at once
+	} {
+		h.Append(w, req, func(chain.Result) {
+			mu.Lock()
+			order = append(order, uint64(seq))
+			mu.Unlock()
+			done <- struct{}{}
+		})
+	}
+	time.Sleep(20 * time.Millisecond)
+	mu.Lock()
+	if len(order) != 0 {
+		t.Fatalf("refusals delivered before the earlier batch was answered: %v", order)
+	}
+	mu.Unlock()
+	store.get(h.Dir()).Release(1)
+	for range 3 {
+		<-done
+	}
+	if fmt.Sprint(order) != "[0 1 2]" {
+		t.Fatalf("results delivered in order %v, want [0 1 2]", order)
+	}
+}

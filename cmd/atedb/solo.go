@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/atedb/atedb/chain"
+	"github.com/atedb/atedb/chain/mmapstore"
+	"github.com/atedb/atedb/mmaplog"
+	"github.com/atedb/atedb/netio"
+	"github.com/atedb/atedb/proto"
+)
+
+// defaultLogsPath is where solo keeps its chains without a logs-path.
+const defaultLogsPath = "~/ate"
+
+// shutdownGrace bounds the graceful part of a shutdown; connections still
+// open after it are closed (appends already in flight still complete).
+const shutdownGrace = 30 * time.Second
+
+type soloConfig struct {
+	root *rootConfig
+	fs   *flag.FlagSet
+
+	listen       string
+	port         int
+	sync         string
+	syncInterval time.Duration
+	segmentSize  int64
+
+	maxConns       int
+	maxChannels    int
+	maxPending     int
+	maxFrame       int
+	maxBatchEvents int
+	maxBatchBytes  int
+	handshake      time.Duration
+	idle           time.Duration
+	writeTimeout   time.Duration
+	idleClose      time.Duration
+	dedupWindow    int
+}
+
+func soloCommand(root *rootConfig) *ffcli.Command {
+	c := &soloConfig{root: root}
+	fs := flag.NewFlagSet("atedb solo", flag.ContinueOnError)
+	fs.SetOutput(root.Stderr)
+	c.fs = fs
+	for _, name := range []string{"l", "listen"} {
+		fs.StringVar(&c.listen, name, "::", "IP address to listen on: :: (IPv4 and IPv6), 0.0.0.0 (IPv4 only), 127.0.0.1 or ::1 (this machine only)")
+	}
+	for _, name := range []string{"p", "port"} {
+		fs.IntVar(&c.port, name, 5000, "TCP port to listen on (0: any free port, printed at start)")
+	}
+	fs.StringVar(&c.sync, "sync", "always", "when appends are confirmed: always (after fdatasync) or interval (after the write; fdatasync every --sync-interval)")
+	fs.DurationVar(&c.syncInterval, "sync-interval", mmaplog.DefaultSyncInterval, "fdatasync period with --sync interval")
+	fs.Int64Var(&c.segmentSize, "segment-size", mmaplog.DefaultSegmentSize, "size of each log segment file in bytes")
+	fs.IntVar(&c.maxConns, "max-connections", 1024, "connections served at once; more are refused with \"too many connections\"")
+	fs.IntVar(&c.maxChannels, "max-channels", 64, "chains open at once on one connection")
+	fs.IntVar(&c.maxPending, "max-pending", 256, "replies (appends in flight included) one connection may have outstanding before the server stops reading it")
+	fs.IntVar(&c.maxFrame, "max-frame-size", proto.DefaultMaxFrameSize, "largest frame in bytes; larger frames end the connection with a clear error")
+	fs.IntVar(&c.maxBatchEvents, "max-batch-events", 10000, "events in one append")
+	fs.IntVar(&c.maxBatchBytes, "max-batch-bytes", 4<<20, "bytes of events in one append (also the largest event)")
+	fs.DurationVar(&c.handshake, "handshake-timeout", 10*time.Second, "time allowed for a connection's hello and key exchange")
+	fs.DurationVar(&c.idle, "idle-timeout", 2*time.Minute, "a connection silent this long is closed (it is pinged after half of it)")
+	fs.DurationVar(&c.writeTimeout, "write-timeout", 30*time.Second, "a client that reads nothing for this long is disconnected")
+	fs.DurationVar(&c.idleClose, "idle-close", 30*time.Second, "an unused chain is closed after this long")
+	fs.IntVar(&c.dedupWindow, "dedup-window", 1<<16, "recent event hashes each chain remembers to recognise retried appends")
+	return &ffcli.Command{
+		Name:       "solo",
+		ShortUsage: "atedb [global flags] solo [flags] [logs-path]",
+		ShortHelp:  "serve every chain under logs-path (default " + defaultLogsPath + ") on one TCP port",
+		LongHelp: "Serves the chains stored under logs-path to clients that connect to\n" +
+			"tcp://host:port/db/<chain-key>. Stop it with ctrl-c (or SIGTERM): it stops\n" +
+			"accepting, finishes the appends in flight, syncs, closes the logs and exits 0.",
+		FlagSet: fs,
+		Options: root.options(),
+		Exec:    c.exec,
+	}
+}
+
+// expandHome replaces a leading "~" with the user's home directory.
+func expandHome(p string) (string, error) {
+	if p != "~" && !strings.HasPrefix(p, "~/") {
+		return p, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("expand %q: %w", p, err)
+	}
+	return filepath.Join(home, p[1:]), nil
+}
+
+// check refuses flag combinations that would otherwise be silently
+// ignored, and out-of-range values.
+func (c *soloConfig) check() (mmaplog.SyncMode, error) {
+	mode, err := mmaplog.ParseSyncMode(c.sync)
+	if err != nil {
+		return 0, usagef("--sync %q: want always or interval", c.sync)
+	}
+	set := map[string]bool{}
+	c.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["sync-interval"] && mode != mmaplog.SyncInterval {
+		return 0, usagef("--sync-interval needs --sync interval")
+	}
+	if c.syncInterval <= 0 {
+		return 0, usagef("--sync-interval must be positive")
+	}
+	for name, v := range map[string]int{"max-connections": c.maxConns, "max-channels": c.maxChannels,
+		"max-pending": c.maxPending, "max-frame-size": c.maxFrame, "max-batch-events": c.maxBatchEvents,
+		"max-batch-bytes": c.maxBatchBytes, "dedup-window": c.dedupWindow} {
+		if v <= 0 {
+			return 0, usagef("--%s must be positive", name)
+		}
+	}
+	for name, v := range map[string]time.Duration{"handshake-timeout": c.handshake, "idle-timeout": c.idle,
+		"write-timeout": c.writeTimeout, "idle-close": c.idleClose} {
+		if v <= 0 {
+			return 0, usagef("--%s must be positive", name)
+		}
+	}
+	if c.maxBatchBytes > c.maxFrame {
+		return 0, usagef("--max-batch-bytes %d is larger than --max-frame-size %d: such a batch could never arrive", c.maxBatchBytes, c.maxFrame)
+	}
+	return mode, nil
+}
+
+func (c *soloConfig) exec(ctx context.Context, args []string) error {
+	// Allow flags after the path too: atedb solo ./data -p 5555.
+	if len(args) > 1 {
+		if err := c.fs.Parse(args[1:]); err != nil {
+			return usagef("%v", err)
+		}
+		if c.fs.NArg() > 0 {
+			return usagef("solo takes one logs-path, got %q and %q", args[0], c.fs.Args())
+		}
+		args = args[:1]
+	}
+	mode, err := c.check()
+	if err != nil {
+		return err
+	}
+	path := defaultLogsPath
+	if len(args) == 1 {
+		path = args[0]
+	}
+	logs, err := expandHome(path)
+	if err != nil {
+		return err
+	}
+	root := c.root
+	log := root.Logger
+	out := root.Stdout
+
+	reg, err := chain.NewRegistry(chain.Config{
+		Root: logs,
+		Open: mmapstore.Opener(mmaplog.Options{
+			SegmentSize:   c.segmentSize,
+			MaxRecordSize: c.maxBatchBytes,
+			Sync:          mode,
+			SyncInterval:  c.syncInterval,
+			Logger:        log,
+		}),
+		IdleGrace:      c.idleClose,
+		DedupWindow:    c.dedupWindow,
+		MaxBatchEvents: c.maxBatchEvents,
+		MaxBatchBytes:  c.maxBatchBytes,
+		Logger:         log,
+	})
+	if err != nil {
+		return err
+	}
+	srv, err := netio.New(netio.Config{
+		Registry:         reg,
+		WireEncryption:   root.WireEncryption,
+		MaxConnections:   c.maxConns,
+		MaxChannels:      c.maxChannels,
+		MaxPending:       c.maxPending,
+		MaxFrameSize:     c.maxFrame,
+		HandshakeTimeout: c.handshake,
+		IdleTimeout:      c.idle,
+		WriteTimeout:     c.writeTimeout,
+		Logger:           log,
+	})
+	if err != nil {
+		_ = reg.Close()
+		return err
+	}
+	l, err := netio.Listen(c.listen, c.port)
+	if err != nil {
+		_ = reg.Close()
+		return err
+	}
+
+	family := map[string]string{"tcp": "IPv4 and IPv6", "tcp4": "IPv4 only", "tcp6": "IPv6 only"}
+	network, _, _ := netio.ListenAddr(c.listen, c.port)
+	fmt.Fprintf(out, "atedb solo: serving the chains in %s\n", reg.Root())
+	fmt.Fprintf(out, "Listening on %s (%s); clients connect to tcp://HOST:%d%s/<chain-key>\n",
+		l.Addr(), family[network], l.Addr().(*net.TCPAddr).Port, netio.Route)
+	fmt.Fprintf(out, "Durability: --sync %s", mode)
+	if mode == mmaplog.SyncInterval {
+		fmt.Fprintf(out, " (fdatasync every %s; a power loss can lose what was confirmed since)", c.syncInterval)
+	}
+	fmt.Fprintln(out)
+	if root.WireEncryption == 0 {
+		fmt.Fprintln(out, "Wire encryption: off unless a client asks for it")
+	} else {
+		fmt.Fprintf(out, "Wire encryption: at least %d-bit (ML-KEM, AES-GCM)\n", root.WireEncryption)
+	}
+	if !root.NoAuth {
+		fmt.Fprintln(out, "Authentication is not implemented yet: every chain is open to every writer (--no-auth makes this explicit)")
+	}
+	fmt.Fprintln(out, "Press ctrl-c to exit")
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(l) }()
+	var failed error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		failed = fmt.Errorf("serve: %w", err)
+	}
+	fmt.Fprintln(out, "Shutting down...")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("connections still open after the shutdown grace were closed", "grace", shutdownGrace)
+	}
+	if failed == nil {
+		if err := <-serveErr; err != nil && !errors.Is(err, netio.ErrServerClosed) {
+			failed = fmt.Errorf("serve: %w", err)
+		}
+	}
+	if err := reg.Close(); err != nil {
+		return fmt.Errorf("closing the chains: %w", err)
+	}
+	if failed != nil {
+		return failed
+	}
+	fmt.Fprintln(out, "Goodbye!")
+	return nil
+}

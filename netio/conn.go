@@ -1,0 +1,492 @@
+package netio
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/atedb/atedb/chain"
+	"github.com/atedb/atedb/kex"
+	"github.com/atedb/atedb/proto"
+)
+
+// maxHelloSize bounds the first frame: a hello is a few hundred bytes.
+const maxHelloSize = 16 << 10
+
+// aLongTimeAgo is a deadline in the past, to wake a blocked read at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// conn is one client connection. Its goroutines:
+//
+//   - serve: hello, key exchange, then the reader loop, then the teardown;
+//   - the writer: the only one writing to the socket; it drains the reply
+//     queue and the subscription frames, batches them and flushes once;
+//   - one per subscription, reading its chain cursor.
+//
+// Replies never block the goroutine producing them: each one holds a slot
+// of the pending semaphore (MaxPending), taken by the reader before it
+// handles a request, so the queue is bounded and a client that does not
+// read its socket only stalls itself.
+type conn struct {
+	s     *Server
+	nc    net.Conn
+	fc    proto.FrameConn
+	owner chain.Owner
+	log   *slog.Logger
+	nonce [proto.NonceSize]byte
+
+	ctx    context.Context // ends when the connection is torn down
+	cancel context.CancelFunc
+
+	stopping atomic.Bool // Shutdown asked for a graceful end
+	killed   atomic.Bool
+
+	// Owned by the reader goroutine.
+	channels map[uint32]*channel
+
+	// Outgoing path.
+	slots     chan struct{} // reply slots, MaxPending
+	outMu     sync.Mutex
+	out       [][]byte // encoded reply bodies, each holding one slot
+	wake      chan struct{}
+	subFrames chan *frame   // subscription frames, handed to the writer
+	writerEnd chan struct{} // closed to stop the writer after a last flush
+	writerWG  sync.WaitGroup
+	writeErr  atomic.Pointer[error]
+
+	inflight sync.WaitGroup // appends handed to chains, not yet answered
+	subsWG   sync.WaitGroup
+}
+
+// frame is a body handed from a subscription goroutine to the writer; done
+// receives once the writer has copied it.
+type frame struct {
+	body []byte
+	done chan struct{}
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	remote := nc.RemoteAddr().String()
+	return &conn{
+		s:         s,
+		nc:        nc,
+		owner:     chain.Owner{Name: remote},
+		log:       s.cfg.Logger.With("remote", remote),
+		ctx:       ctx,
+		cancel:    cancel,
+		channels:  make(map[uint32]*channel),
+		slots:     make(chan struct{}, s.cfg.MaxPending),
+		wake:      make(chan struct{}, 1),
+		subFrames: make(chan *frame),
+		writerEnd: make(chan struct{}),
+	}
+}
+
+// errFatal ends the connection after sending Fatal{code, reason}.
+type fatalError struct {
+	code   proto.ErrorCode
+	reason string
+}
+
+func (e *fatalError) Error() string { return fmt.Sprintf("%s: %s", e.code, e.reason) }
+
+func fatalf(code proto.ErrorCode, format string, args ...any) error {
+	return &fatalError{code: code, reason: fmt.Sprintf(format, args...)}
+}
+
+// serve runs the connection from hello to close. A panic anywhere in it
+// closes this connection only.
+func (c *conn) serve() {
+	defer c.s.untrack(c)
+	defer func() {
+		if p := recover(); p != nil {
+			c.s.stats.panics.Add(1)
+			c.log.Error("connection panicked; closing it", "panic", p, "stack", string(debug.Stack()))
+			c.kill()
+			c.teardown()
+		}
+	}()
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	ch0, err := c.handshake()
+	if err != nil {
+		c.log.Debug("handshake failed", "err", err)
+		c.nc.Close()
+		c.cancel()
+		return
+	}
+	c.log.Debug("connected")
+	c.writerWG.Add(1)
+	go c.writer()
+	if ch0 != nil {
+		c.openChannel0(ch0)
+	}
+	err = c.readLoop()
+	c.finish(err)
+}
+
+// handshake reads the hello, answers it, runs the key exchange when
+// encryption is negotiated, and returns channel 0's key (nil if none). It
+// is bounded by HandshakeTimeout. On failure the caller closes.
+func (c *conn) handshake() (*chain.Key, error) {
+	cfg := &c.s.cfg
+	_ = c.nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	refuse := func(code proto.ErrorCode, reason string) (*chain.Key, error) {
+		ack := proto.HelloAck{Version: proto.ProtocolVersion, Code: code, Reason: reason}
+		body, _ := ack.AppendBinary(nil)
+		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = c.nc.Write(proto.AppendFrame(nil, body))
+		c.log.Info("hello refused", "code", code.String(), "reason", reason)
+		lingerClose(c.nc)
+		return nil, fmt.Errorf("%s: %s", code, reason)
+	}
+
+	// The hello is read by hand, with a small size limit and no read-ahead,
+	// so garbage is refused after 4 bytes.
+	var hdr [proto.FrameHeaderSize]byte
+	if _, err := io.ReadFull(c.nc, hdr[:]); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return refuse(proto.CodeTimeout, fmt.Sprintf("no hello within %s", cfg.HandshakeTimeout))
+		}
+		return nil, fmt.Errorf("read hello: %w", err)
+	}
+	size := binary.LittleEndian.Uint32(hdr[:])
+	if size > maxHelloSize {
+		return refuse(proto.CodeMalformed, fmt.Sprintf(
+			"first frame announces %d bytes; an atedb hello is at most %d (is this an atedb client?)", size, maxHelloSize))
+	}
+	helloBody := make([]byte, size)
+	if _, err := io.ReadFull(c.nc, helloBody); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return refuse(proto.CodeTimeout, fmt.Sprintf("hello incomplete after %s", cfg.HandshakeTimeout))
+		}
+		return nil, fmt.Errorf("read hello body: %w", err)
+	}
+	var hello proto.Hello
+	if err := hello.Decode(helloBody); err != nil {
+		if errors.Is(err, proto.ErrUnsupportedVersion) {
+			return refuse(proto.CodeUnsupportedVersion, err.Error())
+		}
+		return refuse(proto.CodeMalformed, "bad hello: "+err.Error())
+	}
+	if hello.Route != Route {
+		return refuse(proto.CodeInvalidChainKey, fmt.Sprintf("route %q is not served here; use %q (tcp://host:port%s/<chain-key>)", hello.Route, Route, Route))
+	}
+	var key *chain.Key
+	if hello.ChainKey != "" {
+		k, err := chain.ParseKey(hello.ChainKey)
+		if err != nil {
+			return refuse(proto.CodeInvalidChainKey, err.Error())
+		}
+		key = &k
+	}
+	size128 := kex.Negotiate(kex.KeySize(hello.KeySize), cfg.WireEncryption)
+	var features proto.Features
+	if hello.Features&proto.FeatureServerIdentity != 0 {
+		if cfg.Identity == nil {
+			return refuse(proto.CodeHandshakeFailed, "the client requires a server identity and this server has none")
+		}
+		if size128 == kex.KeySizeNone {
+			size128 = kex.KeySize128 // the identity is proven inside the key exchange
+		}
+		features |= proto.FeatureServerIdentity
+	}
+	if _, err := rand.Read(c.nonce[:]); err != nil {
+		return refuse(proto.CodeInternal, "no randomness for the conversation nonce")
+	}
+	ack := proto.HelloAck{Version: proto.ProtocolVersion, Code: proto.CodeOK, Features: features,
+		KeySize: proto.KeySize(size128), Nonce: c.nonce}
+	ackBody, err := ack.AppendBinary(nil)
+	if err != nil {
+		return refuse(proto.CodeInternal, err.Error())
+	}
+	stream := proto.NewStream(c.nc, cfg.MaxFrameSize)
+	if err := stream.WriteFrame(ackBody); err != nil {
+		return nil, err
+	}
+	c.fc = stream
+	if size128 != kex.KeySizeNone {
+		sess, err := kex.ServerHandshake(stream, helloBody, ackBody, size128, kex.ServerConfig{Identity: cfg.Identity})
+		if err != nil {
+			return nil, fmt.Errorf("key exchange: %w", err)
+		}
+		c.fc = sess.Conn(stream)
+	} else if err := stream.Flush(); err != nil {
+		return nil, err
+	}
+	_ = c.nc.SetDeadline(time.Time{})
+	c.log = c.log.With("encryption", size128.String())
+	return key, nil
+}
+
+// readLoop reads and handles requests until the connection ends. Every
+// Ping it sends because of silence must be answered within the rest of
+// the idle timeout.
+func (c *conn) readLoop() error {
+	half := c.s.cfg.IdleTimeout / 2
+	pinged := false
+	var pingID uint64
+	for {
+		if c.stopping.Load() {
+			return nil
+		}
+		_ = c.nc.SetReadDeadline(time.Now().Add(half))
+		body, err := c.fc.ReadFrame()
+		if err != nil {
+			if c.stopping.Load() || c.killed.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
+				if pinged {
+					return fatalf(proto.CodeTimeout, "nothing received for %s (not even a Pong)", c.s.cfg.IdleTimeout)
+				}
+				pinged = true
+				pingID++
+				if !c.acquireSlot() {
+					return nil
+				}
+				c.reply(&proto.Ping{ID: pingID})
+				continue
+			}
+			return c.readError(err)
+		}
+		pinged = false
+		if err := c.handle(body); err != nil {
+			return err
+		}
+	}
+}
+
+// readError turns a read failure into the connection's end.
+func (c *conn) readError(err error) error {
+	var tooLarge *proto.FrameTooLargeError
+	var openErr *kex.OpenError
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil
+	case errors.As(err, &tooLarge):
+		return fatalf(proto.CodeFrameTooLarge, "frame of %d bytes exceeds the limit of %d", tooLarge.Size, tooLarge.Max)
+	case errors.As(err, &openErr):
+		// The session is dead both ways: nothing more can be sent.
+		c.log.Warn("a frame failed authentication; closing the connection", "err", err)
+		return err
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("connection ended inside a frame: %w", err)
+	}
+	return fmt.Errorf("read: %w", err)
+}
+
+// finish tears the connection down after the reader loop: it finishes
+// the appends in flight (their replies are still sent), tells the client
+// why it ends, flushes and closes.
+func (c *conn) finish(err error) {
+	var fe *fatalError
+	switch {
+	case c.killed.Load():
+	case errors.As(err, &fe):
+		c.log.Info("closing connection", "code", fe.code.String(), "reason", fe.reason)
+		c.stopSubscriptions()
+		c.inflight.Wait()
+		c.forceReply(&proto.Fatal{Code: fe.code, Reason: fe.reason})
+	case c.stopping.Load():
+		c.stopSubscriptions()
+		c.inflight.Wait()
+		c.forceReply(&proto.Fatal{Code: proto.CodeShuttingDown, Reason: "the server is shutting down"})
+	case err != nil:
+		c.log.Debug("connection ended", "err", err)
+	default:
+		c.log.Debug("connection closed by the client")
+	}
+	c.teardown()
+}
+
+// teardown stops everything the connection started, releases its chains
+// (and so its locks) and closes the socket. Safe to call more than once.
+func (c *conn) teardown() {
+	c.stopSubscriptions()
+	c.inflight.Wait()
+	select {
+	case <-c.writerEnd:
+	default:
+		close(c.writerEnd)
+	}
+	c.writerWG.Wait()
+	for id, ch := range c.channels {
+		ch.h.Release()
+		delete(c.channels, id)
+	}
+	c.cancel()
+	if c.killed.Load() || c.writeErr.Load() != nil {
+		c.nc.Close()
+	} else {
+		lingerClose(c.nc)
+	}
+}
+
+// shutdown asks for a graceful end: the reader stops at once.
+func (c *conn) shutdown() {
+	c.stopping.Store(true)
+	_ = c.nc.SetReadDeadline(aLongTimeAgo)
+}
+
+// kill closes the connection at once.
+func (c *conn) kill() {
+	c.killed.Store(true)
+	c.cancel()
+	c.nc.Close()
+}
+
+// acquireSlot takes a reply slot, waiting while MaxPending replies are
+// outstanding. It returns false if the connection ends meanwhile.
+func (c *conn) acquireSlot() bool {
+	select {
+	case c.slots <- struct{}{}:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
+}
+
+// reply queues m, which holds a slot taken with acquireSlot. It never
+// blocks.
+func (c *conn) reply(m proto.Message) {
+	body, err := m.AppendBinary(nil)
+	if err != nil {
+		// Our own message failed to encode: a bug. Say so rather than
+		// leave the request unanswered.
+		c.log.Error("reply failed to encode", "type", m.Type().String(), "err", err)
+		body, _ = (&proto.Fatal{Code: proto.CodeInternal, Reason: "server failed to encode a reply"}).AppendBinary(nil)
+		c.cancel()
+	}
+	c.outMu.Lock()
+	c.out = append(c.out, body)
+	c.outMu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// forceReply queues m without a slot (the final Fatal).
+func (c *conn) forceReply(m proto.Message) {
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		// Full: the writer is stuck; the Fatal would not get out anyway.
+		return
+	}
+	c.reply(m)
+}
+
+// sendFrame hands a subscription frame to the writer and waits until it is
+// copied. It returns false if the connection ends first.
+func (c *conn) sendFrame(f *frame, ctx context.Context) bool {
+	select {
+	case c.subFrames <- f:
+	case <-ctx.Done():
+		return false
+	}
+	select {
+	case <-f.done:
+		return true
+	case <-ctx.Done():
+		// The writer holds f; wait for it so the body is not reused
+		// while being copied (the writer always answers).
+		<-f.done
+		return false
+	}
+}
+
+// writer is the only goroutine writing to the socket. It collects every
+// queued reply and subscription frame, writes them into the frame writer
+// (which flushes by itself past 256 KiB) and flushes once per round.
+func (c *conn) writer() {
+	defer c.writerWG.Done()
+	for {
+		var f *frame
+		end := false
+		select {
+		case <-c.wake:
+		case f = <-c.subFrames:
+		case <-c.writerEnd:
+			end = true
+		}
+		if f != nil {
+			c.write(f.body)
+			f.done <- struct{}{}
+		}
+		for {
+			c.outMu.Lock()
+			out := c.out
+			c.out = nil
+			c.outMu.Unlock()
+			for _, body := range out {
+				c.write(body)
+				<-c.slots
+			}
+			more := len(out) > 0
+			select {
+			case f := <-c.subFrames:
+				c.write(f.body)
+				f.done <- struct{}{}
+				more = true
+			default:
+			}
+			if !more {
+				break
+			}
+		}
+		c.flush()
+		if end {
+			return
+		}
+	}
+}
+
+func (c *conn) write(body []byte) {
+	if c.writeErr.Load() != nil {
+		return
+	}
+	if err := c.fc.WriteFrame(body); err != nil {
+		c.writeFailed(err)
+	}
+}
+
+func (c *conn) flush() {
+	if c.writeErr.Load() != nil {
+		return
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+	if err := c.fc.Flush(); err != nil {
+		c.writeFailed(err)
+	}
+}
+
+// writeFailed makes the connection end: a client that does not read for
+// WriteTimeout, or a broken socket. The writer keeps draining (and
+// dropping) so that nobody waits on it.
+func (c *conn) writeFailed(err error) {
+	if c.writeErr.CompareAndSwap(nil, &err) {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.log.Warn("client stopped reading; closing its connection", "timeout", c.s.cfg.WriteTimeout)
+		} else {
+			c.log.Debug("write failed", "err", err)
+		}
+		c.cancel()
+		_ = c.nc.SetReadDeadline(aLongTimeAgo)
+		c.killed.Store(true)
+	}
+}

@@ -1,0 +1,304 @@
+package netio
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/atedb/atedb/chain"
+	"github.com/atedb/atedb/chain/memlog"
+	"github.com/atedb/atedb/kex"
+	"github.com/atedb/atedb/proto"
+)
+
+func TestLocksOverTheWire(t *testing.T) {
+	ts := startServer(t, Config{}, chain.Config{}, memlog.Options{})
+	a := dial(t, ts.addrs["v4"], "locks", kex.KeySizeNone)
+	expect[*proto.Opened](a)
+	b := dial(t, ts.addrs["v4"], "locks", kex.KeySizeNone)
+	expect[*proto.Opened](b)
+	lock := func(c *tclient, typ proto.MsgType, id, key uint64) *proto.LockResult {
+		t.Helper()
+		if typ == proto.TypeLock {
+			c.send(&proto.Lock{Channel: 0, ID: id, Key: key})
+		} else {
+			c.send(&proto.Unlock{Channel: 0, ID: id, Key: key})
+		}
+		r := expect[*proto.LockResult](c)
+		if r.ID != id || r.Key != key {
+			t.Fatalf("LockResult %+v for request %d key %d", r, id, key)
+		}
+		return r
+	}
+	if r := lock(a, proto.TypeLock, 1, 10); r.Code != proto.CodeOK {
+		t.Fatalf("a lock: %+v", r)
+	}
+	if r := lock(b, proto.TypeLock, 2, 10); r.Code != proto.CodeLockHeld {
+		t.Fatalf("b lock of a's key: %+v", r)
+	}
+	if r := lock(b, proto.TypeUnlock, 3, 10); r.Code != proto.CodeNotLockOwner {
+		t.Fatalf("b unlock of a's key: %+v", r)
+	}
+	if r := lock(b, proto.TypeUnlock, 4, 11); r.Code != proto.CodeNotLockOwner || !contains(r.Reason, "not locked") {
+		t.Fatalf("unlock of a free key: %+v", r)
+	}
+	// a disconnects: its lock goes with it.
+	a.nc.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := lock(b, proto.TypeLock, 5, 10)
+		if r.Code == proto.CodeOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a's lock survived its disconnect: %+v", r)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := lock(b, proto.TypeUnlock, 6, 10); r.Code != proto.CodeOK {
+		t.Fatalf("b unlock: %+v", r)
+	}
+}
+
+func TestPipelinedAppendsKeepOrder(t *testing.T) {
+	ts := startServer(t, Config{}, chain.Config{}, memlog.Options{Delay: time.Millisecond})
+	c := dial(t, ts.addrs["v4"], "pipe", kex.KeySizeNone)
+	expect[*proto.Opened](c)
+	// Sent without waiting: ok, bad condition, ok, ok.
+	c.send(&proto.Append{Channel: 0, CommitID: 1, Events: testEvents("p1", 2)})
+	c.send(&proto.Append{Channel: 0, CommitID: 2, Events: testEvents("p2", 2), HasCondition: true, ExpectedNext: 77})
+	c.send(&proto.Append{Channel: 0, CommitID: 3, Events: testEvents("p3", 2)})
+	c.send(&proto.Append{Channel: 0, CommitID: 4, Events: testEvents("p4", 2)})
+	if m := expect[*proto.Confirmed](c); m.CommitID != 1 {
+		t.Fatalf("first reply %+v", m)
+	}
+	if m := expect[*proto.CommitError](c); m.CommitID != 2 || m.Code != proto.CodeConflict || m.Head != 2 {
+		t.Fatalf("second reply %+v", m)
+	}
+	for id := uint64(3); id <= 4; id++ {
+		m := expect[*proto.CommitError](c)
+		if m.CommitID != id || m.Code != proto.CodeConflict || !contains(m.Reason, "earlier batch (2)") {
+			t.Fatalf("reply %d: %+v, want aborted after batch 2", id, m)
+		}
+	}
+	// A conditional append re-synchronises the channel.
+	c.send(&proto.Append{Channel: 0, CommitID: 5, Events: testEvents("p3", 2), HasCondition: true, ExpectedNext: 2})
+	if m := expect[*proto.Confirmed](c); m.CommitID != 5 || m.Offsets[0] != 2 {
+		t.Fatalf("resync reply %+v", m)
+	}
+	// A retry of a confirmed batch gets its original offsets.
+	c.send(&proto.Append{Channel: 0, CommitID: 6, Events: testEvents("p1", 2)})
+	if m := expect[*proto.Confirmed](c); m.CommitID != 6 || m.Offsets[0] != 0 || m.Offsets[1] != 1 {
+		t.Fatalf("retry reply %+v", m)
+	}
+	// An empty append is a barrier.
+	c.send(&proto.Append{Channel: 0, CommitID: 7})
+	if m := expect[*proto.Confirmed](c); m.CommitID != 7 || len(m.Offsets) != 0 {
+		t.Fatalf("barrier reply %+v", m)
+	}
+}
+
+func TestChannels(t *testing.T) {
+	ts := startServer(t, Config{MaxChannels: 3}, chain.Config{}, memlog.Options{})
+	c := dial(t, ts.addrs["v4"], "", kex.KeySizeNone)
+	w := dial(t, ts.addrs["v4"], "", kex.KeySizeNone)
+	for ch, key := range map[uint32]string{1: "multi/a", 2: "multi/b", 3: "multi/c"} {
+		c.send(&proto.Open{Channel: ch, ChainKey: key})
+		if m := expect[*proto.Opened](c); m.Channel != ch {
+			t.Fatalf("Opened %+v", m)
+		}
+		w.send(&proto.Open{Channel: ch, ChainKey: key})
+		expect[*proto.Opened](w)
+	}
+	c.send(&proto.Open{Channel: 4, ChainKey: "multi/d"})
+	if e := expect[*proto.Error](c); e.Code != proto.CodeTooManyChannels {
+		t.Fatalf("fourth channel: %+v", e)
+	}
+	c.send(&proto.Open{Channel: 1, ChainKey: "multi/x"})
+	if e := expect[*proto.Error](c); e.Code != proto.CodeChannelInUse {
+		t.Fatalf("reopen: %+v", e)
+	}
+	c.send(&proto.Subscribe{Channel: 1, Live: true})
+	expect[*proto.StartOfHistory](c)
+	expect[*proto.EndOfHistory](c)
+	c.send(&proto.Subscribe{Channel: 2, Live: true})
+	expect[*proto.StartOfHistory](c)
+	expect[*proto.EndOfHistory](c)
+	c.send(&proto.Subscribe{Channel: 2, Live: true})
+	if e := expect[*proto.Error](c); e.Code != proto.CodeAlreadySubscribed {
+		t.Fatalf("second subscribe: %+v", e)
+	}
+	// Closing channel 1 leaves channel 2's subscription alone.
+	c.send(&proto.Close{Channel: 1})
+	if m := expect[*proto.Closed](c); m.Channel != 1 {
+		t.Fatalf("Closed %+v", m)
+	}
+	expect[*proto.Confirmed](w.appendCheck(1, 1, testEvents("to-a", 1)))
+	expect[*proto.Confirmed](w.appendCheck(2, 2, testEvents("to-b", 1)))
+	ev := expect[*proto.Events](c)
+	items := eventItems(t, ev)
+	if ev.Channel != 2 || len(items) != 1 || string(items[0].Event) != "to-b-0" {
+		t.Fatalf("Events %+v %+v", ev, items)
+	}
+	// History-only subscription ends by itself; a new one is allowed.
+	c.send(&proto.Subscribe{Channel: 3, History: true})
+	expect[*proto.StartOfHistory](c)
+	expect[*proto.EndOfHistory](c)
+	c.send(&proto.Subscribe{Channel: 3, History: true, From: 5})
+	if e := expect[*proto.Error](c); e.Code != proto.CodeConflict || !contains(e.Reason, "beyond head") {
+		t.Fatalf("subscribe beyond head: %+v", e)
+	}
+	c.send(&proto.Unsubscribe{Channel: 3})
+	if e := expect[*proto.Error](c); e.Code != proto.CodeNotSubscribed {
+		t.Fatalf("unsubscribe ended subscription: %+v", e)
+	}
+}
+
+func TestMaxConnections(t *testing.T) {
+	ts := startServer(t, Config{MaxConnections: 2}, chain.Config{}, memlog.Options{})
+	a := dial(t, ts.addrs["v4"], "", kex.KeySizeNone)
+	_ = dial(t, ts.addrs["v4"], "", kex.KeySizeNone)
+	_, err := tryDial(t, ts.addrs["v4"], "", kex.KeySizeNone)
+	var ce *proto.CodeError
+	if !errors.As(err, &ce) || ce.Code != proto.CodeTooManyConnections || !contains(ce.Reason, "limit of 2") {
+		t.Fatalf("third connection: %v", err)
+	}
+	// A slot frees when a client leaves.
+	a.nc.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for ts.Stats().Connections >= 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("closed connection still counted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	dial(t, ts.addrs["v4"], "", kex.KeySizeNone)
+	if s := ts.Stats(); s.Refused != 1 {
+		t.Fatalf("Stats %+v, want 1 refused", s)
+	}
+}
+
+func TestIdleTimeoutPings(t *testing.T) {
+	ts := startServer(t, Config{IdleTimeout: 400 * time.Millisecond}, chain.Config{}, memlog.Options{})
+	// A client that answers pings (tryRecv does) stays connected.
+	live := dial(t, ts.addrs["v4"], "idle", kex.KeySizeNone)
+	expect[*proto.Opened](live)
+	// For three idle timeouts: only Pings arrive, each answered.
+	pings := 0
+	_ = live.nc.SetReadDeadline(time.Now().Add(1200 * time.Millisecond))
+	for {
+		body, err := live.fc.ReadFrame()
+		if err != nil {
+			break
+		}
+		m, _ := proto.DecodeMessage(body)
+		p, ok := m.(*proto.Ping)
+		if !ok {
+			t.Fatalf("got %+v while idle, want only Pings", m)
+		}
+		pings++
+		pong, _ := (&proto.Pong{ID: p.ID}).AppendBinary(nil)
+		_ = live.fc.WriteFrame(pong)
+		_ = live.fc.Flush()
+	}
+	if pings < 2 {
+		t.Fatalf("%d pings in three idle timeouts", pings)
+	}
+	if conf := expect[*proto.Confirmed](live.appendCheck(0, 1, testEvents("alive", 1))); len(conf.Offsets) != 1 {
+		t.Fatalf("Confirmed %+v", conf)
+	}
+	// A client that never answers is closed with a Timeout.
+	dead := dial(t, ts.addrs["v4"], "", kex.KeySizeNone)
+	_ = dead.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var sawPing bool
+	for {
+		body, err := dead.fc.ReadFrame()
+		if err != nil {
+			t.Fatalf("read: %v (saw ping %v)", err, sawPing)
+		}
+		m, _ := proto.DecodeMessage(body)
+		if _, ok := m.(*proto.Ping); ok {
+			sawPing = true
+			continue
+		}
+		f, ok := m.(*proto.Fatal)
+		if !ok || f.Code != proto.CodeTimeout || !sawPing {
+			t.Fatalf("got %+v (saw ping %v), want Fatal timeout after a Ping", m, sawPing)
+		}
+		break
+	}
+}
+
+func TestShutdownFinishesInFlightAppends(t *testing.T) {
+	logs := &logStore{opts: memlog.Options{Delay: 200 * time.Millisecond}}
+	reg, err := chain.NewRegistry(chain.Config{Root: t.TempDir(), Open: logs.open, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{Registry: reg, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Listen("127.0.0.1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	c := dial(t, l.Addr().String(), "bye", kex.KeySizeNone)
+	expect[*proto.Opened](c)
+	c.send(&proto.Append{Channel: 0, CommitID: 1, Events: testEvents("last", 3)})
+	time.Sleep(20 * time.Millisecond) // the append is in the log, not yet durable
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve returned %v", err)
+	}
+	if m := expect[*proto.Confirmed](c); m.CommitID != 1 || len(m.Offsets) != 3 {
+		t.Fatalf("in-flight append: %+v", m)
+	}
+	if f := c.expectClosed(); f == nil || f.Code != proto.CodeShuttingDown {
+		t.Fatalf("Fatal %+v, want shutting down", f)
+	}
+	if err := reg.Close(); err != nil {
+		t.Fatalf("registry Close: %v", err)
+	}
+	if nc, err := net.DialTimeout("tcp", l.Addr().String(), time.Second); err == nil {
+		nc.Close()
+		t.Fatal("still accepting after Shutdown")
+	}
+}
+
+// panicky panics in the validation hook for events whose data is "boom".
+type panicky struct{}
+
+func (panicky) Validate(_ chain.Key, _ *chain.Writer, events []chain.Event) error {
+	for _, e := range events {
+		if string(e.Meta.Data) == "boom" {
+			panic("validator exploded")
+		}
+	}
+	return nil
+}
+
+func TestPanicClosesOnlyItsConnection(t *testing.T) {
+	ts := startServer(t, Config{}, chain.Config{Validator: panicky{}}, memlog.Options{})
+	other := dial(t, ts.addrs["v4"], "panic", kex.KeySizeNone)
+	expect[*proto.Opened](other)
+	bad := dial(t, ts.addrs["v4"], "panic", kex.KeySizeNone)
+	expect[*proto.Opened](bad)
+	bad.send(&proto.Append{Channel: 0, CommitID: 1, Events: [][]byte{testEvent("boom")}})
+	bad.expectClosed()
+	if ts.Stats().Panics != 1 {
+		t.Fatalf("Stats %+v, want 1 panic", ts.Stats())
+	}
+	// The chain and the other connection are fine.
+	if m := expect[*proto.Confirmed](other.appendCheck(0, 1, testEvents("fine", 1))); len(m.Offsets) != 1 {
+		t.Fatalf("other connection: %+v", m)
+	}
+}
