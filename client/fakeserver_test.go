@@ -21,7 +21,7 @@ import (
 // events, appends with conditions, retry detection and failed pipelines,
 // locks owned by connections, pings.
 type fakeServer struct {
-	t        *testing.T
+	t        testing.TB
 	ln       net.Listener
 	floor    kex.KeySize
 	identity *kex.Identity
@@ -57,7 +57,7 @@ type fakeChain struct {
 	wake   chan struct{} // closed and replaced on every append
 }
 
-func newFakeServer(t *testing.T) *fakeServer {
+func newFakeServer(t testing.TB) *fakeServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
