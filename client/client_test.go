@@ -558,8 +558,8 @@ func TestMultipleChainsOneConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkSequence(t, collect(t, ctx, s1, 1), 5, "f")
-	if fs.hellos != 1 {
-		t.Fatalf("%d connections made, want 1", fs.hellos)
+	if fs.helloCount() != 1 {
+		t.Fatalf("%d connections made, want 1", fs.helloCount())
 	}
 	// A refused chain.
 	fs.mu.Lock()
@@ -596,8 +596,8 @@ func TestReconnectResumesSubscription(t *testing.T) {
 	evs := collect(t, ctx, s, total)
 	<-done
 	checkSequence(t, evs, 0, "r")
-	if fs.hellos < 2 {
-		t.Fatalf("only %d connections: the test did not reconnect", fs.hellos)
+	if fs.helloCount() < 2 {
+		t.Fatalf("only %d connections: the test did not reconnect", fs.helloCount())
 	}
 }
 
@@ -829,5 +829,65 @@ func TestPinnedFingerprint(t *testing.T) {
 	_, err = Dial(testCtx(t), fs.url("pin"), WithPinnedFingerprint(other.Fingerprint()))
 	if !errors.Is(err, kex.ErrFingerprintMismatch) {
 		t.Fatalf("Dial with another pinned fingerprint = %v, want ErrFingerprintMismatch", err)
+	}
+}
+
+// TestServerProtocolViolations: a server that answers with something the
+// client cannot accept loses the connection, and the client does not
+// retry a server that breaks the protocol.
+func TestServerProtocolViolations(t *testing.T) {
+	for name, reply := range map[string]func(m *proto.Append) []byte{
+		"garbage":     func(*proto.Append) []byte { return []byte{0xee, 1, 2, 3} },
+		"empty frame": func(*proto.Append) []byte { return []byte{} },
+		"truncated": func(m *proto.Append) []byte {
+			b, _ := (&proto.Confirmed{Channel: m.Channel, CommitID: m.CommitID, Offsets: []uint64{1}}).AppendBinary(nil)
+			return b[:len(b)-1]
+		},
+		"client msg": func(m *proto.Append) []byte { b, _ := m.AppendBinary(nil); return b },
+		"wrong count": func(m *proto.Append) []byte {
+			b, _ := (&proto.Confirmed{Channel: m.Channel, CommitID: m.CommitID, Offsets: []uint64{1, 2, 3}}).AppendBinary(nil)
+			return b
+		},
+		"lying history": func(m *proto.Append) []byte {
+			b, _ := (&proto.StartOfHistory{Channel: 9, Integrity: proto.IntegrityCentralized, Head: 1, Count: 5}).AppendBinary(nil)
+			return b
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fs := newFakeServer(t)
+			fs.rawReply = reply
+			c := dial(t, fs, "violations")
+			_, err := c.Append(testCtx(t), ev("x"))
+			if !errors.Is(err, ErrProtocol) {
+				t.Fatalf("Append answered by %s = %v, want ErrProtocol", name, err)
+			}
+			if !errors.Is(c.Err(), ErrProtocol) {
+				t.Fatalf("Err() = %v, want ErrProtocol", c.Err())
+			}
+			if fs.helloCount() != 1 {
+				t.Fatalf("the client reconnected %d times to a server that broke the protocol", fs.helloCount()-1)
+			}
+		})
+	}
+}
+
+// TestFatalShuttingDownReconnects: a server that ends the connection with
+// a transient Fatal (shutting down) is redialled, and the pending append
+// completes on the next connection.
+func TestFatalShuttingDownReconnects(t *testing.T) {
+	fs := newFakeServer(t)
+	var once sync.Once
+	fs.rawReply = func(*proto.Append) []byte {
+		var b []byte
+		once.Do(func() { b, _ = (&proto.Fatal{Code: proto.CodeShuttingDown, Reason: "bye"}).AppendBinary(nil) })
+		return b
+	}
+	c := dial(t, fs, "fatal") // the client drops the connection on a Fatal
+	offs, err := c.Append(testCtx(t), ev("survives"))
+	if err != nil || len(offs) != 1 {
+		t.Fatalf("Append across a shutdown Fatal = %v, %v", offs, err)
+	}
+	if fs.helloCount() < 2 {
+		t.Fatalf("no reconnection after a shutting-down Fatal")
 	}
 }

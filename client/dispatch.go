@@ -1,6 +1,7 @@
 package client
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/atedb/atedb/proto"
@@ -100,6 +101,9 @@ func (d *dispatcher) dispatch(body []byte) error {
 			delete(c.chans, d.closed.Channel)
 		}
 	case proto.TypeStartHistory:
+		if d.start.Count > d.start.Head {
+			return &ProtocolError{Msg: "StartOfHistory", Reason: fmt.Sprintf("count %d exceeds head %d", d.start.Count, d.start.Head)}
+		}
 		if s := c.subLocked(d.start.Channel); s != nil {
 			s.onStart(&d.start)
 		}
@@ -134,8 +138,11 @@ func (d *dispatcher) dispatch(body []byte) error {
 	case proto.TypeLockResult:
 		m := &d.lockRes
 		r := c.reqs[m.ID]
-		if r == nil || (r.kind != reqLock && r.kind != reqUnlock) || r.key != m.Key {
+		if r == nil {
 			return nil // its waiter gave up (ctx)
+		}
+		if (r.kind != reqLock && r.kind != reqUnlock) || r.key != m.Key {
+			return &ProtocolError{Msg: "LockResult", Reason: fmt.Sprintf("id %d does not answer a lock request for key %d", m.ID, m.Key)}
 		}
 		delete(c.reqs, m.ID)
 		op := "lock"

@@ -34,6 +34,9 @@ type fakeServer struct {
 	refuseHello  func(h *proto.Hello) (proto.ErrorCode, string)
 	refuseOpen   func(key string) (proto.ErrorCode, string)
 	onAppend     func(fc *fakeConn, m *proto.Append) (drop bool)
+	// rawReply, when set and returning a body, replaces the answer to an
+	// Append (protocol-violation tests).
+	rawReply func(m *proto.Append) []byte
 	eventsPerMsg int // history batching (default 3, to exercise batching)
 	noPong       bool
 	ackKeySize   *proto.KeySize // overrides the negotiated size in the HelloAck (downgrade tests)
@@ -101,6 +104,13 @@ func (fs *fakeServer) dropAll() {
 	for _, fc := range conns {
 		fc.nc.Close()
 	}
+}
+
+// helloCount returns how many hellos the server has read (connections).
+func (fs *fakeServer) helloCount() int {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.hellos
 }
 
 // pingAll sends a Ping with id to every connection.
@@ -464,6 +474,14 @@ func (c *fakeConn) append(m *proto.Append) bool {
 	c.fs.mu.Lock()
 	hook := c.fs.onAppend
 	c.fs.mu.Unlock()
+	c.fs.mu.Lock()
+	raw := c.fs.rawReply
+	c.fs.mu.Unlock()
+	if raw != nil {
+		if body := raw(m); body != nil {
+			return c.sendBody(body) == nil
+		}
+	}
 	ch := c.chans[m.Channel]
 	if ch == nil {
 		return c.send(&proto.CommitError{Channel: m.Channel, CommitID: m.CommitID, Code: proto.CodeUnknownChannel, Index: -1, Reason: "not open"}) == nil
