@@ -31,12 +31,12 @@ type fakeServer struct {
 	conns  map[*fakeConn]struct{}
 	hellos int
 	// Hooks, set before the client connects; guarded by mu.
-	refuseHello  func(h *proto.Hello) (proto.ErrorCode, string)
-	refuseOpen   func(key string) (proto.ErrorCode, string)
-	onAppend     func(fc *fakeConn, m *proto.Append) (drop bool)
+	refuseHello func(h *proto.Hello) (proto.ErrorCode, string)
+	refuseOpen  func(key string) (proto.ErrorCode, string)
+	onAppend    func(fc *fakeConn, m *proto.Append) (drop bool)
 	// rawReply, when set and returning a body, replaces the answer to an
 	// Append (protocol-violation tests).
-	rawReply func(m *proto.Append) []byte
+	rawReply     func(m *proto.Append) []byte
 	eventsPerMsg int // history batching (default 3, to exercise batching)
 	noPong       bool
 	ackKeySize   *proto.KeySize // overrides the negotiated size in the HelloAck (downgrade tests)
