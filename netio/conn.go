@@ -392,22 +392,17 @@ func (c *conn) forceReply(m proto.Message) {
 }
 
 // sendFrame hands a subscription frame to the writer and waits until it is
-// copied. It returns false if the connection ends first.
-func (c *conn) sendFrame(f *frame, ctx context.Context) bool {
+// copied. It returns false if ctx ends before the writer took the frame;
+// once taken, the writer always copies it and answers, so true means the
+// frame is on its way.
+func (c *conn) sendFrame(ctx context.Context, f *frame) bool {
 	select {
 	case c.subFrames <- f:
 	case <-ctx.Done():
 		return false
 	}
-	select {
-	case <-f.done:
-		return true
-	case <-ctx.Done():
-		// The writer holds f; wait for it so the body is not reused
-		// while being copied (the writer always answers).
-		<-f.done
-		return false
-	}
+	<-f.done
+	return true
 }
 
 // writer is the only goroutine writing to the socket. It collects every

@@ -3,7 +3,6 @@ package netio
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/atedb/atedb/chain"
 	"github.com/atedb/atedb/chain/memlog"
@@ -88,5 +87,3 @@ func TestNoWireEncryptionIsReallyOff(t *testing.T) {
 	}
 	expect[*proto.Opened](c2)
 }
-
-func TestTimeNowIsUsed(t *testing.T) { _ = time.Now }

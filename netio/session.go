@@ -256,7 +256,7 @@ func (c *conn) runSubscription(ctx context.Context, chID uint32, s *subscription
 			c.log.Error("subscription message failed to encode", "type", m.Type().String(), "err", err)
 			return false
 		}
-		return c.sendFrame(f, ctx)
+		return c.sendFrame(ctx, f)
 	}
 	end := func(code proto.ErrorCode, reason string) {
 		s.ended.Store(true)
@@ -293,7 +293,7 @@ func (c *conn) runSubscription(ctx context.Context, chID uint32, s *subscription
 		for _, r := range recs {
 			f.body = proto.AppendEventsItem(f.body, r.Offset, r.Time, r.Payload)
 		}
-		if !c.sendFrame(f, ctx) {
+		if !c.sendFrame(ctx, f) {
 			return
 		}
 		s.next.Store(recs[len(recs)-1].Offset + 1)

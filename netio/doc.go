@@ -1,0 +1,71 @@
+// Package netio is atedb's network front end: the listener, the accept
+// loop, each connection's hello, key exchange, reader and writer, and the
+// translation of proto's messages into calls on the chain registry. It
+// holds no chain state of its own.
+//
+//	reg, _ := chain.NewRegistry(chain.Config{Root: logs, Open: opener})
+//	srv, _ := netio.New(netio.Config{Registry: reg, WireEncryption: kex.KeySize128})
+//	l, _ := netio.Listen("::", 5000) // IPv4 and IPv6; "0.0.0.0": IPv4 only
+//	go srv.Serve(l)                  // returns ErrServerClosed after Shutdown
+//	...
+//	srv.Shutdown(ctx) // stop accepting, finish in-flight appends, Fatal(ShuttingDown)
+//	reg.Close()       // sync and close every chain's log
+//
+// # Connections
+//
+// The accept loop only accepts (temporary errors back off from 5 ms to
+// 1 s); everything else runs in the connection's own goroutines:
+//
+//	serve:   hello (≤16 KiB, read with no read-ahead) ─► HelloAck ─► kex
+//	         handshake when encryption is negotiated, all within
+//	         HandshakeTimeout ─► channel 0 opened (Opened or Error) ─►
+//	         reader loop: one request at a time ─► teardown
+//	writer:  the only goroutine writing to the socket; it gathers every
+//	         queued reply and subscription frame and flushes once
+//	per subscription: a cursor over the chain's log; history and live
+//	         events come from the same cursor; Events frames are built
+//	         straight from the log's memory map
+//
+// A connection over MaxConnections gets a HelloAck with
+// CodeTooManyConnections and is closed. A panic in a connection's code
+// closes that connection only. Every request that expects a reply gets
+// exactly one, on every path: Error for Open, Close, Subscribe and
+// Unsubscribe, CommitError for Append (also on a channel that is not open:
+// CodeUnknownChannel), LockResult for Lock and Unlock, ProveResult
+// (CodeDenied until the trust work lands), Pong for Ping. Garbage, an
+// oversized frame, a malformed or unknown message end the connection with
+// Fatal naming the problem; a frame that fails authentication ends an
+// encrypted connection without a word (its session is dead).
+//
+// # Flow control and memory
+//
+// A connection has at most MaxPending replies outstanding: the reader
+// takes a slot before handling a request and waits when none is free, so a
+// client that pipelines without reading only stalls itself. A subscription
+// holds one frame: it hands the frame to the writer and waits until it is
+// copied, so a slow subscriber's cursor just lags behind, costing writers
+// nothing; one that accepts nothing for WriteTimeout is disconnected.
+// Silence for IdleTimeout/2 draws a Ping; for IdleTimeout, Fatal(Timeout).
+//
+// # Appends
+//
+// Each channel is a pipeline ([chain.Writer]): its Appends commit in the
+// order sent and their replies (Confirmed or CommitError) come back in that
+// order. Once one fails, the channel refuses its later Appends with
+// CodeConflict, naming the failed commit id, until an Append carrying a
+// condition (ExpectedNext) re-synchronises it; a client may instead move
+// to a new channel. Error codes: CodeMalformed (an event does not decode),
+// CodeClockSkew (client time more than 2 s ahead), CodeValidationFailed
+// (validation hook, or a batch mixing stored and new events),
+// CodeConflict (condition, or aborted behind a failed batch; Head is the
+// chain's next offset), CodeBatchTooLarge, CodeStorageFailure (the log is
+// poisoned), CodeShuttingDown. A batch that exactly repeats stored events
+// is confirmed with their original offsets.
+//
+// # Locks
+//
+// Lock and Unlock are per (chain, object key) and owned by the connection:
+// another connection's Lock gets CodeLockHeld, its Unlock CodeNotLockOwner.
+// A connection's locks on a chain are released when it closes its last
+// channel on that chain, or disconnects.
+package netio
