@@ -62,7 +62,8 @@ type Batch struct {
 	ExpectedNext uint64
 }
 
-// Future is the pending result of [Chain.AppendAsync].
+// Future is the pending result of [Chain.AppendAsync]. Its methods are
+// safe for concurrent use; the offsets slice it returns is the caller's.
 type Future struct {
 	done    chan struct{}
 	offsets []uint64

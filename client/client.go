@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/atedb/atedb/kex"
 	"github.com/atedb/atedb/proto"
 )
 
@@ -42,6 +43,7 @@ type Client struct {
 	appends   map[uint64]*Future
 	reqs      map[uint64]*request
 	def       *Chain
+	keySize   kex.KeySize // negotiated by the last attached connection
 }
 
 // chanKind says what a channel number is used for.
@@ -142,6 +144,15 @@ func Dial(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 
 // Target returns the parsed URL the client was dialled with.
 func (c *Client) Target() Target { return c.target }
+
+// WireEncryption returns the key size the current connection negotiated:
+// kex.KeySizeNone for a plaintext connection, or, while the client is
+// reconnecting, for the last connection it had.
+func (c *Client) WireEncryption() kex.KeySize {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.keySize
+}
 
 // Chain returns the handle of the URL's chain (channel 0). Client's own
 // Append, Subscribe, Lock... methods are shortcuts to it.
@@ -308,6 +319,10 @@ func (c *Client) attachLocked(cn *conn) {
 		f.sendLocked(cn)
 	}
 	c.cur = cn
+	c.keySize = kex.KeySizeNone
+	if cn.sess != nil {
+		c.keySize = cn.sess.KeySize()
+	}
 	close(c.connected)
 	cn.start()
 }

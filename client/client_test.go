@@ -794,6 +794,9 @@ func TestWireEncryption(t *testing.T) {
 			case want != kex.KeySizeNone && (sess == nil || sess.KeySize() != want):
 				t.Fatalf("session %v, want %v", sess, want)
 			}
+			if got := c.WireEncryption(); got != want {
+				t.Fatalf("WireEncryption() = %v, want %v", got, want)
+			}
 		})
 	}
 }

@@ -12,8 +12,8 @@ var (
 	// [Subscription] after its Close, and by requests that Close cut short.
 	ErrClosed = errors.New("client: closed")
 	// ErrConnectionLost is returned by every pending request when the
-	// connection ends and reconnecting is disabled (see [WithReconnect]),
-	// and by [Client.Err] afterwards. The outcome of an append that fails
+	// connection ends and reconnecting is disabled (see [WithReconnect]) or
+	// gives up (see [WithReconnectLimit]), and by [Client.Err] afterwards. The outcome of an append that fails
 	// this way is unknown; a lock that fails this way is not held (the
 	// server releases a connection's locks when it ends).
 	ErrConnectionLost = errors.New("client: connection lost")

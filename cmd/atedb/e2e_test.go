@@ -776,26 +776,44 @@ func TestE2EManyChainsConcurrent(t *testing.T) {
 	}
 }
 
-// TestE2EWireEncryptionNegotiation: a client asking for more encryption
-// than the server's floor gets it; the Go client refuses nothing it asked
-// for, and --no-wire-encryption on both sides works.
+// TestE2EWireEncryptionNegotiation: the connection uses the larger of the
+// client's wish and the server's floor, so --no-wire-encryption on both
+// sides gives plaintext, a client can ask for more than the floor, and a
+// client cannot go below it.
 func TestE2EWireEncryptionNegotiation(t *testing.T) {
-	srv := startSolo(t, "127.0.0.1", 0, t.TempDir(), "--no-wire-encryption")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for _, size := range []kex.KeySize{kex.KeySizeNone, kex.KeySize128, kex.KeySize256} {
-		c, err := client.Dial(ctx, srv.url("enc"), client.WithWireEncryption(size))
-		if err != nil {
-			t.Fatalf("Dial asking for %v: %v", size, err)
+	for _, tc := range []struct {
+		server []string
+		floor  kex.KeySize
+	}{
+		{[]string{"--no-wire-encryption"}, kex.KeySizeNone},
+		{nil, kex.KeySize128}, // the default
+		{[]string{"--wire-encryption", "192"}, kex.KeySize192},
+	} {
+		srv := startSolo(t, "127.0.0.1", 0, t.TempDir(), tc.server...)
+		for _, size := range []kex.KeySize{kex.KeySizeNone, kex.KeySize128, kex.KeySize256} {
+			c, err := client.Dial(ctx, srv.url("enc"), client.WithWireEncryption(size))
+			if err != nil {
+				t.Fatalf("server floor %v, Dial asking for %v: %v", tc.floor, size, err)
+			}
+			if got, want := c.WireEncryption(), max(size, tc.floor); got != want {
+				t.Fatalf("server floor %v, client asking for %v: negotiated %v, want %v", tc.floor, size, got, want)
+			}
+			if _, err := c.Append(ctx, proto.Event{Data: []byte("sealed " + size.String())}); err != nil {
+				t.Fatalf("Append with %v: %v", size, err)
+			}
+			c.Close()
 		}
-		if _, err := c.Append(ctx, proto.Event{Data: []byte("sealed " + size.String())}); err != nil {
-			t.Fatalf("Append with %v: %v", size, err)
+		r := cli(t, "", "--wire-encryption", "192", "tail", srv.url("enc"))
+		if r.code != 0 || strings.Count(r.stdout, "\n") != 3 {
+			t.Fatalf("tail with 192-bit encryption exited %d printing %q: %s", r.code, r.stdout, r.stderr)
 		}
-		c.Close()
-	}
-	r := cli(t, "", "--wire-encryption", "192", "tail", srv.url("enc"))
-	if r.code != 0 || strings.Count(r.stdout, "\n") != 3 {
-		t.Fatalf("tail with 192-bit encryption exited %d printing %q: %s", r.code, r.stdout, r.stderr)
+		r = cli(t, "", "--no-wire-encryption", "tail", srv.url("enc"))
+		if r.code != 0 || strings.Count(r.stdout, "\n") != 3 {
+			t.Fatalf("tail with --no-wire-encryption exited %d printing %q: %s", r.code, r.stdout, r.stderr)
+		}
+		srv.stop()
 	}
 }
 
