@@ -63,7 +63,8 @@ type Batch struct {
 }
 
 // Future is the pending result of [Chain.AppendAsync]. Its methods are
-// safe for concurrent use; the offsets slice it returns is the caller's.
+// safe for concurrent use; every caller gets the same offsets slice: do
+// not modify it.
 type Future struct {
 	done    chan struct{}
 	offsets []uint64
