@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -307,7 +308,7 @@ func runItem(ctx context.Context, o *harness.Options, bf *benchFlags, lim *harne
 	profDone := rc.startProfiles(ctx, filepath.Base(dir))
 	r := rc.run(ctx)
 	if err := profDone(); err != nil && r.Error == "" {
-		r.Note = fmt.Sprintf("profiles: %v", err)
+		r.Note = strings.TrimPrefix(r.Note+"; profiles: "+err.Error(), "; ")
 	}
 	// reopen may have replaced the server.
 	if err := rc.srv.stop(); err != nil && r.Error == "" {
@@ -365,7 +366,8 @@ func runCompare(paths []string) error {
 // duration (10 s for count-bound workloads) when -pprof is set; the
 // returned function waits for it and saves the heap, allocation, block
 // and mutex profiles. Workloads that replace their server are profiled on
-// the first one only.
+// the first one only (CPU) and on the last one (the others): they are
+// fetched before the last server stops.
 func (rc *runCtx) startProfiles(ctx context.Context, name string) func() error {
 	if rc.bf.pprofDir == "" {
 		return func() error { return nil }
@@ -385,8 +387,10 @@ func (rc *runCtx) startProfiles(ctx context.Context, name string) func() error {
 	}()
 	return func() error {
 		err := <-cpuErr
+		// The other profiles come from the server running now (reopen and
+		// manychains replace theirs).
 		for _, p := range []string{"heap", "allocs", "block", "mutex"} {
-			if perr := srv.fetchProfile(ctx, p, "", base+"-"+p+".pb.gz"); perr != nil && err == nil {
+			if perr := rc.srv.fetchProfile(ctx, p, "", base+"-"+p+".pb.gz"); perr != nil && err == nil {
 				err = perr
 			}
 		}

@@ -82,7 +82,9 @@ func runManyChains(ctx context.Context, rc *runCtx) harness.Result {
 	counts = slices.Compact(slices.DeleteFunc(counts, func(c int) bool { return c > p.Chains }))
 	var last *phaseResult
 	for _, c := range counts {
+		profDone := rc.profileBriefly(ctx, fmt.Sprintf("%dchains", c), max(1, int(p.DurationS)))
 		pr, err := zipfPhase(ctx, rc, c, p)
+		profDone()
 		if err != nil {
 			return fail("%d chains: %v", c, err)
 		}
@@ -131,7 +133,9 @@ func runManyChains(ctx context.Context, rc *runCtx) harness.Result {
 		return fail("restart: %v", err)
 	}
 	rc.setServer(srvB)
+	profDone := rc.profileBriefly(ctx, "open", 3)
 	op, err := openOnDemand(ctx, rc, prefix, onDisk)
+	profDone()
 	if err != nil {
 		return fail("open on demand: %v", err)
 	}

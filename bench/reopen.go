@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -56,7 +57,9 @@ func runReopen(ctx context.Context, rc *runCtx) harness.Result {
 		return fail("restart: %v", err)
 	}
 	r.SetExtra("server_start_ms", ms(rc.srv.startedIn))
+	profDone := rc.profileBriefly(ctx, "reopen", 1)
 	open, head, err := timedOpen(ctx, rc, key)
+	profDone()
 	if err != nil {
 		return fail("reopen: %v", err)
 	}
@@ -75,7 +78,9 @@ func runReopen(ctx context.Context, rc *runCtx) harness.Result {
 		return fail("restart after kill -9: %v", err)
 	}
 	start := rc.srv.startedIn
+	profDone = rc.profileBriefly(ctx, "recovery", 1)
 	open, head, err = timedOpen(ctx, rc, key)
+	profDone()
 	if err != nil {
 		return fail("open after kill -9: %v", err)
 	}
@@ -265,4 +270,24 @@ func dirSize(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// profileBriefly records a CPU profile of secs seconds of the current
+// server around a short phase when -pprof is set; call the returned function
+// after the phase.
+func (rc *runCtx) profileBriefly(ctx context.Context, phase string, secs int) func() {
+	if rc.bf.pprofDir == "" {
+		return func() {}
+	}
+	srv := rc.srv
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		path := filepath.Join(rc.bf.pprofDir, fmt.Sprintf("%s-%s-cpu.pb.gz", rc.it.name, phase))
+		if err := srv.fetchProfile(ctx, "profile", fmt.Sprintf("seconds=%d", secs), path); err != nil {
+			fmt.Fprintf(os.Stderr, "pprof %s: %v\n", phase, err)
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // let the profile start
+	return func() { <-done }
 }
