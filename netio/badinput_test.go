@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/atedb/atedb/chain"
-	"github.com/atedb/atedb/chain/memlog"
 	"github.com/atedb/atedb/kex"
 	"github.com/atedb/atedb/proto"
 )
@@ -30,7 +29,7 @@ func readAck(t *testing.T, nc net.Conn) proto.HelloAck {
 
 func TestBadInput(t *testing.T) {
 	ts := startServer(t, Config{HandshakeTimeout: 300 * time.Millisecond, MaxFrameSize: 64 << 10},
-		chain.Config{}, memlog.Options{})
+		chain.Config{}, storeOpts{})
 	addr := ts.addrs["v4"]
 	// A healthy client stays connected through everything below.
 	good := dial(t, addr, "good", kex.KeySizeNone)

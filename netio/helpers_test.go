@@ -16,7 +16,9 @@ import (
 
 	"github.com/atedb/atedb/chain"
 	"github.com/atedb/atedb/chain/memlog"
+	"github.com/atedb/atedb/chain/mmapstore"
 	"github.com/atedb/atedb/kex"
+	"github.com/atedb/atedb/mmaplog"
 	"github.com/atedb/atedb/proto"
 )
 
@@ -26,6 +28,13 @@ type testServer struct {
 	reg   *chain.Registry
 	addrs map[string]string // "v4", "v6" -> host:port
 	logs  *logStore
+}
+
+// storeOpts chooses the log behind a test server: memlog with Options,
+// or, with Real, the memory-mapped log on disk (sync always).
+type storeOpts struct {
+	memlog.Options
+	Real bool
 }
 
 type logStore struct {
@@ -54,15 +63,18 @@ func testLogger(t testing.TB) *slog.Logger {
 
 // startServer starts a server on 127.0.0.1 and, when available, [::1].
 // cfg.Registry is filled in when nil; chainCfg configures it.
-func startServer(t testing.TB, cfg Config, chainCfg chain.Config, logOpts memlog.Options) *testServer {
+func startServer(t testing.TB, cfg Config, chainCfg chain.Config, logOpts storeOpts) *testServer {
 	t.Helper()
-	ts := &testServer{addrs: map[string]string{}, logs: &logStore{opts: logOpts}}
+	ts := &testServer{addrs: map[string]string{}, logs: &logStore{opts: logOpts.Options}}
 	if cfg.Registry == nil {
 		if chainCfg.Root == "" {
 			chainCfg.Root = t.TempDir()
 		}
 		if chainCfg.Open == nil {
 			chainCfg.Open = ts.logs.open
+		}
+		if logOpts.Real {
+			chainCfg.Open = mmapstore.Opener(mmaplog.Options{SegmentSize: 4 << 20, MaxRecordSize: 1 << 20})
 		}
 		chainCfg.Logger = testLogger(t)
 		reg, err := chain.NewRegistry(chainCfg)

@@ -5,16 +5,16 @@ import (
 	"testing"
 
 	"github.com/atedb/atedb/chain"
-	"github.com/atedb/atedb/chain/memlog"
 	"github.com/atedb/atedb/kex"
 	"github.com/atedb/atedb/proto"
 )
 
 func TestAppendSubscribeRoundTrip(t *testing.T) {
-	for _, floor := range []kex.KeySize{kex.KeySizeNone, kex.KeySize128} {
-		ts := startServer(t, Config{WireEncryption: floor}, chain.Config{}, memlog.Options{})
+	for i, floor := range []kex.KeySize{kex.KeySizeNone, kex.KeySize128} {
+		store := storeOpts{Real: i == 1}
+		ts := startServer(t, Config{WireEncryption: floor}, chain.Config{}, store)
 		for _, fam := range ts.families() {
-			t.Run(fmt.Sprintf("%s/enc=%v", fam, floor), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/enc=%v/real-log=%v", fam, floor, store.Real), func(t *testing.T) {
 				key := "rt/" + fam
 				c := dial(t, ts.addrs[fam], key, kex.KeySizeNone)
 				if kex.KeySize(c.ack.KeySize) != floor {
@@ -73,7 +73,7 @@ func (c *tclient) appendCheck(ch uint32, id uint64, events [][]byte) *tclient {
 }
 
 func TestNoWireEncryptionIsReallyOff(t *testing.T) {
-	ts := startServer(t, Config{WireEncryption: kex.KeySizeNone}, chain.Config{}, memlog.Options{})
+	ts := startServer(t, Config{WireEncryption: kex.KeySizeNone}, chain.Config{}, storeOpts{})
 	c := dial(t, ts.addrs["v4"], "plain", kex.KeySizeNone)
 	if c.ack.KeySize != 0 {
 		t.Fatalf("negotiated %d with encryption off on both sides", c.ack.KeySize)

@@ -14,7 +14,7 @@ import (
 )
 
 func TestLocksOverTheWire(t *testing.T) {
-	ts := startServer(t, Config{}, chain.Config{}, memlog.Options{})
+	ts := startServer(t, Config{}, chain.Config{}, storeOpts{})
 	a := dial(t, ts.addrs["v4"], "locks", kex.KeySizeNone)
 	expect[*proto.Opened](a)
 	b := dial(t, ts.addrs["v4"], "locks", kex.KeySizeNone)
@@ -63,7 +63,7 @@ func TestLocksOverTheWire(t *testing.T) {
 }
 
 func TestPipelinedAppendsKeepOrder(t *testing.T) {
-	ts := startServer(t, Config{}, chain.Config{}, memlog.Options{Delay: time.Millisecond})
+	ts := startServer(t, Config{}, chain.Config{}, storeOpts{Options: memlog.Options{Delay: time.Millisecond}})
 	c := dial(t, ts.addrs["v4"], "pipe", kex.KeySizeNone)
 	expect[*proto.Opened](c)
 	// Sent without waiting: ok, bad condition, ok, ok.
@@ -101,7 +101,7 @@ func TestPipelinedAppendsKeepOrder(t *testing.T) {
 }
 
 func TestChannels(t *testing.T) {
-	ts := startServer(t, Config{MaxChannels: 3}, chain.Config{}, memlog.Options{})
+	ts := startServer(t, Config{MaxChannels: 3}, chain.Config{}, storeOpts{})
 	c := dial(t, ts.addrs["v4"], "", kex.KeySizeNone)
 	w := dial(t, ts.addrs["v4"], "", kex.KeySizeNone)
 	for ch, key := range map[uint32]string{1: "multi/a", 2: "multi/b", 3: "multi/c"} {
@@ -157,7 +157,7 @@ func TestChannels(t *testing.T) {
 }
 
 func TestMaxConnections(t *testing.T) {
-	ts := startServer(t, Config{MaxConnections: 2}, chain.Config{}, memlog.Options{})
+	ts := startServer(t, Config{MaxConnections: 2}, chain.Config{}, storeOpts{})
 	a := dial(t, ts.addrs["v4"], "", kex.KeySizeNone)
 	_ = dial(t, ts.addrs["v4"], "", kex.KeySizeNone)
 	_, err := tryDial(t, ts.addrs["v4"], "", kex.KeySizeNone)
@@ -181,7 +181,7 @@ func TestMaxConnections(t *testing.T) {
 }
 
 func TestIdleTimeoutPings(t *testing.T) {
-	ts := startServer(t, Config{IdleTimeout: 400 * time.Millisecond}, chain.Config{}, memlog.Options{})
+	ts := startServer(t, Config{IdleTimeout: 400 * time.Millisecond}, chain.Config{}, storeOpts{})
 	// A client that answers pings (tryRecv does) stays connected.
 	live := dial(t, ts.addrs["v4"], "idle", kex.KeySizeNone)
 	expect[*proto.Opened](live)
@@ -287,7 +287,7 @@ func (panicky) Validate(_ chain.Key, _ *chain.Writer, events []chain.Event) erro
 }
 
 func TestPanicClosesOnlyItsConnection(t *testing.T) {
-	ts := startServer(t, Config{}, chain.Config{Validator: panicky{}}, memlog.Options{})
+	ts := startServer(t, Config{}, chain.Config{Validator: panicky{}}, storeOpts{})
 	other := dial(t, ts.addrs["v4"], "panic", kex.KeySizeNone)
 	expect[*proto.Opened](other)
 	bad := dial(t, ts.addrs["v4"], "panic", kex.KeySizeNone)
