@@ -128,6 +128,9 @@ func (c *soloConfig) check() (mmaplog.SyncMode, error) {
 			return 0, usagef("--%s must be positive", name)
 		}
 	}
+	if _, _, err := netio.ListenAddr(c.listen, c.port); err != nil {
+		return 0, usagef("-l %q -p %d: %v", c.listen, c.port, err)
+	}
 	if c.maxBatchBytes > c.maxFrame {
 		return 0, usagef("--max-batch-bytes %d is larger than --max-frame-size %d: such a batch could never arrive", c.maxBatchBytes, c.maxFrame)
 	}
