@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -63,6 +64,7 @@ type benchFlags struct {
 	serverArg multiFlag
 	onDisk    int
 	pprofDir  string
+	clientCPU string
 }
 
 type multiFlag []string
@@ -89,6 +91,7 @@ func run(args []string) int {
 	fs.StringVar(&bf.atedbBin, "atedb", "", "atedb binary to run (default: go build ./cmd/atedb)")
 	fs.Var(&bf.serverArg, "server-arg", "extra argument for `atedb solo` (repeatable), e.g. -server-arg=--cpuprofile=/tmp/cpu.out")
 	fs.StringVar(&bf.pprofDir, "pprof", "", "save the server's CPU, heap, allocation, block and mutex profiles of each workload in this directory (builds atedb with a profiling hook through go build -overlay; the source tree is untouched)")
+	fs.StringVar(&bf.clientCPU, "cpuprofile", "", "write a CPU profile of this process (the client side) to this file")
 	fs.IntVar(&bf.onDisk, "on-disk-chains", 0, "manychains: chains created on disk for the open-on-demand phase (default 100000; smoke 2000)")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, usage)
@@ -113,6 +116,21 @@ func run(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if bf.clientCPU != "" {
+		f, err := os.Create(bf.clientCPU)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	out, err := harness.NewOutput(os.Stdout, o.JSONPath)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
