@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -36,8 +37,12 @@ type Target struct {
 // Path is the path sent in the hello: the route and the chain key.
 func (t Target) Path() string { return t.Route + "/" + t.ChainKey }
 
-// String returns the URL in canonical form.
-func (t Target) String() string { return "tcp://" + t.Addr + t.Path() }
+// String returns the URL in canonical form (escaped where needed, so
+// that [ParseURL] gives t back).
+func (t Target) String() string {
+	u := url.URL{Scheme: "tcp", Host: t.Addr, Path: t.Path()}
+	return u.String()
+}
 
 // URLError reports a chain URL that [ParseURL] cannot use.
 type URLError struct {
@@ -92,6 +97,13 @@ func ParseURL(raw string) (Target, error) {
 	if host == "" {
 		return bad("missing host")
 	}
+	if strings.HasPrefix(u.Host, "[") {
+		if _, err := netip.ParseAddr(host); err != nil || !strings.Contains(host, ":") {
+			return bad(fmt.Sprintf("%q is not an IPv6 address", host))
+		}
+	} else if !validHostName(host) {
+		return bad(fmt.Sprintf("host %q: want a name, an IPv4 address, or an IPv6 address in brackets", host))
+	}
 	port := DefaultPort
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
@@ -115,4 +127,21 @@ func ParseURL(raw string) (Target, error) {
 		Route:    RouteDB,
 		ChainKey: key,
 	}, nil
+}
+
+// validHostName reports whether h is a DNS name or an IPv4 address:
+// letters, digits, '-', '_' and '.', at most 253 bytes.
+func validHostName(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -50,6 +50,10 @@ func TestParseURL(t *testing.T) {
 		"too long":       {"tcp://h/db/" + strings.Repeat("a", maxURLLen), "longer than"},
 		"unparsable":     {"tcp://[::1/db/x", "bad chain url"},
 		"control in url": {"tcp://h/db/a\x00b", "bad chain url"},
+		"bare ipv6":      {"tcp://::1/db/x", "want a name"},
+		"odd host chars": {"tcp://a!b/db/x", "want a name"},
+		"bracketed name": {"tcp://[localhost]/db/x", "invalid"},
+		"bracketed ipv4": {"tcp://[127.0.0.1]/db/x", "invalid"},
 	}
 	for name, tc := range bad {
 		t.Run(name, func(t *testing.T) {
