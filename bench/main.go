@@ -188,6 +188,9 @@ func plan(o *harness.Options, bf *benchFlags, names []string) ([]item, error) {
 			if len(names) > 1 {
 				return nil, fmt.Errorf("limits runs alone")
 			}
+			if o.LimitTime <= 0 {
+				return nil, fmt.Errorf("limits with -limits 0 has nothing to measure")
+			}
 			return nil, nil
 		case "all":
 			if o.IsSet("wire-encryption") {

@@ -98,7 +98,7 @@ func (o *Options) Parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var names []string
 	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrUsage, err)
+			return nil, fmt.Errorf("%w: %w", ErrUsage, err)
 		}
 		args = fs.Args()
 		for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
