@@ -294,9 +294,6 @@ var targets = []target{
 			}
 			any = true
 			r := enc.rate() / plain.rate()
-			if w == "fanout" { // fixed offered rate: compare latency instead
-				r = plain.lat("p99") / enc.lat("p99")
-			}
 			parts = append(parts, fmt.Sprintf("%s %.0f%%", w, r*100))
 			met = met && r >= 0.8
 		}
