@@ -396,6 +396,16 @@ func (s *Subscription) onError(m *proto.Error) {
 	case proto.TypeClose:
 		return
 	}
+	select {
+	case <-s.started:
+		if m.Code == proto.CodeShuttingDown {
+			// A resume refused by a server that is stopping: resume on
+			// the next connection instead.
+			s.state = subIdle
+			return
+		}
+	default:
+	}
 	err := &ServerError{Op: "subscribe", Code: m.Code, Reason: m.Reason}
 	s.failLocked(err)
 	s.releaseChannelLocked()
