@@ -37,7 +37,7 @@
 //
 //	l, err := mmaplog.Open("/var/lib/atedb/chain-x", mmaplog.Options{})
 //	if err != nil {
-//		return err // a *CorruptionError comes with a read-only l, see Open
+//		return err // *CorruptionError: see Open and Options.OpenCorrupt
 //	}
 //	defer l.Close()
 //	first, err := l.Append([][]byte{[]byte("event 1"), []byte("event 2")})

@@ -46,7 +46,7 @@ func FuzzOpen(f *testing.F) {
 		file.Sync()
 		file.Close()
 		mem.SyncDir("/log")
-		opts := Options{FS: mem, SegmentSize: 64 << 10, MaxRecordSize: 4 << 10, Logger: discard}
+		opts := Options{FS: mem, SegmentSize: 64 << 10, MaxRecordSize: 4 << 10, Logger: discard, OpenCorrupt: true}
 
 		l, err := Open("/log", opts)
 		if err != nil {

@@ -77,6 +77,10 @@ type Options struct {
 	FS vfs.FS
 	// Logger receives repairs, slow syncs and failures; nil discards.
 	Logger *slog.Logger
+	// OpenCorrupt makes Open return a read-only *Log along with a
+	// *CorruptionError, so that the records before the damage can be read;
+	// by default Open returns only the error.
+	OpenCorrupt bool
 	// Now is the server clock stamped on records; nil means time.Now. Stamps
 	// are clamped so that they never decrease along the log.
 	Now func() time.Time

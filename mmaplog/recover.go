@@ -18,12 +18,14 @@ import (
 // bytes are copied to a side file "<segment>.torn-<position>", then zeroed,
 // and the repair is logged and counted in Stats.Repairs.
 //
-// Damage that is not a torn tail returns both a usable read-only *Log and a
-// *CorruptionError (wrapping ErrCorrupt) naming the segment and position:
-// records before the damage stay readable, appends fail with the same error
-// (also returned by Err), and nothing is deleted. Any other error (I/O,
-// another process holding the directory's LOCK file, invalid options)
-// returns a nil *Log.
+// Damage that is not a torn tail is reported as a *CorruptionError (wrapping
+// ErrCorrupt) naming the segment and position, and nothing is changed or
+// deleted. By default Open then releases everything and returns a nil *Log.
+// With Options.OpenCorrupt it returns a usable read-only *Log together with
+// the error: records before the damage are readable, appends fail with the
+// same error (also returned by Err); the caller must Close it. Any other
+// error (I/O, another process holding the directory's LOCK file, invalid
+// options) returns a nil *Log.
 //
 // Only one Log may have a directory open at a time; the LOCK file enforces
 // this between processes on platforms with flock.
@@ -80,6 +82,10 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	go l.run()
 	if cerr != nil {
+		if !opts.OpenCorrupt {
+			l.Close()
+			return nil, cerr
+		}
 		return l, cerr
 	}
 	return l, nil

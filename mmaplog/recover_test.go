@@ -25,7 +25,7 @@ func recordPositions(t testing.TB, data []byte) (starts, ends []int64) {
 }
 
 func corruptOpts(fsys vfs.FS) Options {
-	return Options{FS: fsys, SegmentSize: 32 << 10, MaxRecordSize: 1 << 10}
+	return Options{FS: fsys, SegmentSize: 32 << 10, MaxRecordSize: 1 << 10, OpenCorrupt: true}
 }
 
 // buildLog appends n records in batches on a new in-memory file system,
@@ -418,6 +418,29 @@ func TestBadSegmentHeader(t *testing.T) {
 	first, _ := parseSegmentName(segs[1])
 	if l.Head() != first {
 		t.Fatalf("Head = %d, want %d", l.Head(), first)
+	}
+	l.Close()
+}
+
+func TestCorruptOpenDefault(t *testing.T) {
+	fsys, dir := buildLog(t, 430, 1)
+	segs := segmentFiles(t, fsys, dir)
+	path := filepath.Join(dir, segs[len(segs)-1])
+	data := readF(t, fsys, path)
+	starts, _ := recordPositions(t, data)
+	data[starts[3]+recHeaderSize] ^= 1
+	writeF(t, fsys, path, data)
+	opts := corruptOpts(fsys)
+	opts.OpenCorrupt = false
+	l, err := Open(dir, opts)
+	if _, ok := isCorrupt(err); !ok || l != nil {
+		t.Fatalf("Open = %v, %v; want nil and a *CorruptionError", l, err)
+	}
+	// Everything was released: the directory can be opened again.
+	opts.OpenCorrupt = true
+	l, err = Open(dir, opts)
+	if _, ok := isCorrupt(err); !ok || l == nil {
+		t.Fatalf("Open with OpenCorrupt = %v, %v", l, err)
 	}
 	l.Close()
 }
