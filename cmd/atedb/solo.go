@@ -23,6 +23,10 @@ import (
 // defaultLogsPath is where solo keeps its chains without a logs-path.
 const defaultLogsPath = "~/ate"
 
+// frameHeadroom is kept between the largest batch and the largest frame:
+// message headers and the encryption overhead, with room to spare.
+const frameHeadroom = 1024
+
 // shutdownGrace bounds the graceful part of a shutdown; connections still
 // open after it are closed (appends already in flight still complete).
 const shutdownGrace = 30 * time.Second
@@ -131,8 +135,9 @@ func (c *soloConfig) check() (mmaplog.SyncMode, error) {
 	if _, _, err := netio.ListenAddr(c.listen, c.port); err != nil {
 		return 0, usagef("-l %q -p %d: %v", c.listen, c.port, err)
 	}
-	if c.maxBatchBytes > c.maxFrame {
-		return 0, usagef("--max-batch-bytes %d is larger than --max-frame-size %d: such a batch could never arrive", c.maxBatchBytes, c.maxFrame)
+	if c.maxBatchBytes > c.maxFrame-frameHeadroom {
+		return 0, usagef("--max-batch-bytes %d must be at least %d below --max-frame-size %d, so that the largest event fits a frame with its headers and encryption",
+			c.maxBatchBytes, frameHeadroom, c.maxFrame)
 	}
 	return mode, nil
 }

@@ -52,7 +52,7 @@ func TestSoloRefusesFlagsItWouldIgnore(t *testing.T) {
 		"bad sync mode":                       {args: []string{"solo", "--sync", "sometimes", dir}, want: `--sync "sometimes"`},
 		"bad wire encryption":                 {args: []string{"--wire-encryption", "64", "solo", dir}, want: `--wire-encryption "64"`},
 		"zero limit":                          {args: []string{"solo", "--max-connections", "0", dir}, want: "--max-connections must be positive"},
-		"batch over frame":                    {args: []string{"solo", "--max-batch-bytes", "10000", "--max-frame-size", "1000", dir}, want: "larger than --max-frame-size"},
+		"batch over frame":                    {args: []string{"solo", "--max-batch-bytes", "10000", "--max-frame-size", "10500", dir}, want: "below --max-frame-size"},
 		"bad listen address":                  {args: []string{"solo", "-l", "localhost", "-p", "0", dir}, want: "not an IP address"},
 		"two paths":                           {args: []string{"solo", dir, "-p", "0", "other"}, want: "one logs-path"},
 		"unknown flag":                        {args: []string{"solo", "--frobnicate", dir}, want: "frobnicate"},
