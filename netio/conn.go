@@ -63,16 +63,37 @@ type conn struct {
 	writerEnd chan struct{} // closed to stop the writer after a last flush
 	writerWG  sync.WaitGroup
 	writeErr  atomic.Pointer[error]
+	scratch   []byte // writer only: Events built for sealing
 
 	inflight sync.WaitGroup // appends handed to chains, not yet answered
 	subsWG   sync.WaitGroup
 }
 
-// frame is a body handed from a subscription goroutine to the writer; done
-// receives once the writer has copied it.
+// frame is handed from a subscription goroutine to the writer: either a
+// ready body, or (recs != nil) an Events message that the writer builds
+// from the records straight into its outgoing buffer, so that an event is
+// copied once, from the log's memory map to the socket buffer (or sealed
+// once, when encrypted). done receives once the writer is finished with
+// it; until then body and recs must stay valid.
 type frame struct {
-	body []byte
-	done chan struct{}
+	body    []byte
+	recs    []chain.Record
+	channel uint32
+	done    chan struct{}
+}
+
+// frameBuilder is implemented by proto.Stream: frames built in place.
+type frameBuilder interface {
+	BeginFrame() []byte
+	EndFrame(buf []byte) error
+}
+
+func appendEvents(dst []byte, ch uint32, recs []chain.Record) []byte {
+	dst = proto.AppendEventsHeader(dst, ch)
+	for _, r := range recs {
+		dst = proto.AppendEventsItem(dst, r.Offset, r.Time, r.Payload)
+	}
+	return dst
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -420,8 +441,7 @@ func (c *conn) writer() {
 			end = true
 		}
 		if f != nil {
-			c.write(f.body)
-			f.done <- struct{}{}
+			c.writeFrame(f)
 		}
 		for {
 			c.outMu.Lock()
@@ -435,8 +455,7 @@ func (c *conn) writer() {
 			more := len(out) > 0
 			select {
 			case f := <-c.subFrames:
-				c.write(f.body)
-				f.done <- struct{}{}
+				c.writeFrame(f)
 				more = true
 			default:
 			}
@@ -449,6 +468,28 @@ func (c *conn) writer() {
 			return
 		}
 	}
+}
+
+// writeFrame writes a subscription frame and releases it.
+func (c *conn) writeFrame(f *frame) {
+	defer func() { f.done <- struct{}{} }()
+	if f.recs == nil {
+		c.write(f.body)
+		return
+	}
+	if c.writeErr.Load() != nil {
+		return
+	}
+	if fb, ok := c.fc.(frameBuilder); ok {
+		if err := fb.EndFrame(appendEvents(fb.BeginFrame(), f.channel, f.recs)); err != nil {
+			c.writeFailed(err)
+		}
+		return
+	}
+	// Sealed connections: build in the connection's scratch buffer, then
+	// seal it into the outgoing buffer.
+	c.scratch = appendEvents(c.scratch[:0], f.channel, f.recs)
+	c.write(c.scratch)
 }
 
 func (c *conn) write(body []byte) {

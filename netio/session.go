@@ -251,6 +251,7 @@ func (c *conn) runSubscription(ctx context.Context, chID uint32, s *subscription
 	f := &frame{done: make(chan struct{}, 1)}
 	send := func(m proto.Message) bool {
 		var err error
+		f.recs = nil
 		f.body, err = m.AppendBinary(f.body[:0])
 		if err != nil {
 			c.log.Error("subscription message failed to encode", "type", m.Type().String(), "err", err)
@@ -289,10 +290,7 @@ func (c *conn) runSubscription(ctx context.Context, chID uint32, s *subscription
 			}
 			return
 		}
-		f.body = proto.AppendEventsHeader(f.body[:0], chID)
-		for _, r := range recs {
-			f.body = proto.AppendEventsItem(f.body, r.Offset, r.Time, r.Payload)
-		}
+		f.recs, f.channel = recs, chID
 		if !c.sendFrame(ctx, f) {
 			return
 		}
