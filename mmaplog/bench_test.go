@@ -126,7 +126,7 @@ func benchAppendConcurrent(b *testing.B, appenders, perBatch int) {
 	defer l.Close()
 	b.SetBytes(int64(benchRecord * perBatch))
 	b.ReportAllocs()
-	b.SetParallelism(appenders / max(1, runtimeProcs()))
+	b.SetParallelism(appenders / max(1, runtime.GOMAXPROCS(0)))
 	syncs0 := l.Stats().Syncs
 	b.RunParallel(func(pb *testing.PB) {
 		batch := make([][]byte, perBatch)

@@ -35,6 +35,7 @@ type CorruptionError struct {
 	Reason  string
 }
 
+// Error describes the damage with the directory, segment, position and offset.
 func (e *CorruptionError) Error() string {
 	return fmt.Sprintf("mmaplog: corrupt log %s: segment %s position %d (record offset %d): %s",
 		e.Dir, e.Segment, e.Pos, e.Offset, e.Reason)

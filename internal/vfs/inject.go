@@ -73,10 +73,12 @@ type FaultError struct {
 	Err  error
 }
 
+// Error names the operation, the path and the injected error.
 func (e *FaultError) Error() string {
 	return fmt.Sprintf("%s %s: %v (injected)", e.Op, e.Path, e.Err)
 }
 
+// Unwrap returns the rule's error, so errors.Is(err, syscall.EIO) works.
 func (e *FaultError) Unwrap() error { return e.Err }
 
 type ruleState struct {
