@@ -16,16 +16,17 @@ const maxWriteChunk = 4 << 20
 
 // writerState belongs to the writer goroutine (and to Open before it starts).
 type writerState struct {
-	seg      *segment
-	f        vfs.File
-	pos      int64 // bytes written to seg (all acknowledged once the group completes)
-	acked    int64 // bytes acknowledged in seg
-	synced   int64 // bytes of seg made durable
-	lastTime int64 // newest time stamp written
-	lastIdx  int64 // position of seg's newest index entry, -1 if none
-	nextSize int64 // size of the next segment to prepare
-	buf      []byte
-	spare    []batch
+	seg       *segment
+	f         vfs.File
+	pos       int64 // bytes written to seg (all acknowledged once the group completes)
+	acked     int64 // bytes acknowledged in seg
+	synced    int64 // bytes of seg made durable
+	lastTime  int64 // newest time stamp written
+	lastIdx   int64 // position of seg's newest index entry, -1 if none
+	nextSize  int64 // size of the next segment to prepare
+	lastGroup int   // batches in the previous group commit
+	buf       []byte
+	spare     []batch
 }
 
 // run is the writer goroutine: it takes every pending batch and commits the
@@ -54,6 +55,7 @@ func (l *Log) run() {
 		l.mu.Unlock()
 		if len(bs) > 0 {
 			l.commit(bs)
+			w.lastGroup = len(bs)
 		}
 		clear(bs) // drop payload references
 		w.spare = bs[:0]
@@ -68,13 +70,21 @@ func (l *Log) run() {
 // their next batch before the writer takes the queue: without it, concurrent
 // appenders split into two alternating half-size groups (one queues while
 // the other syncs), and each fdatasync commits half as much. It yields the
-// processor while the queue keeps growing, a few times at most (a few
-// microseconds each).
+// processor while the queue keeps growing, a few times and 200 µs at most,
+// and only after a group of several batches (a lone appender waits for
+// nothing).
 func (l *Log) gather() {
+	if l.w.lastGroup < 2 {
+		return
+	}
 	l.mu.Lock()
 	n := len(l.pending)
 	l.mu.Unlock()
+	t0 := time.Now()
 	for range 4 {
+		if time.Since(t0) > 200*time.Microsecond {
+			return
+		}
 		runtime.Gosched()
 		l.mu.Lock()
 		m := len(l.pending)
