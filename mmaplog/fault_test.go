@@ -362,3 +362,26 @@ func countIn(bs []plBatch, lo, hi uint64) int {
 	}
 	return n
 }
+
+// TestOpenIOErrors fails one operation of Open at a time: Open returns the
+// error and no log, releases what it took, and the next Open succeeds.
+func TestOpenIOErrors(t *testing.T) {
+	for _, op := range []vfs.Op{vfs.OpList, vfs.OpLock, vfs.OpOpen, vfs.OpRead, vfs.OpMap, vfs.OpSyncDir, vfs.OpMkdir} {
+		t.Run(op.String(), func(t *testing.T) {
+			mem := vfs.NewMem()
+			in := &vfs.Injector{}
+			opts := Options{FS: vfs.Inject(mem, in), SegmentSize: 8 << 10, MaxRecordSize: 1 << 10, Logger: discard}
+			l := openT(t, "/log", opts)
+			appendN(t, l, 0, 100, 3) // several segments
+			l.Close()
+			in.Add(vfs.Rule{Ops: op, Count: 1, Err: vfs.ErrInjected})
+			l, err := Open("/log", opts)
+			if !errors.Is(err, vfs.ErrInjected) || l != nil {
+				t.Fatalf("Open with a failing %v: %v, %v", op, l, err)
+			}
+			l = openT(t, "/log", opts)
+			defer l.Close()
+			checkDense(t, readAll(t, l, 0), 0, 100)
+		})
+	}
+}

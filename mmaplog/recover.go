@@ -281,23 +281,27 @@ func (l *Log) readIndex(first, id uint64, segSize int64) (*segIndex, error) {
 }
 
 // openActive opens the last segment for appending and recovers its tail.
-func (l *Log) openActive(first, minOff uint64) (*segment, *CorruptionError, error) {
+func (l *Log) openActive(first, minOff uint64) (_ *segment, _ *CorruptionError, retErr error) {
 	name := segmentName(first)
 	f, err := l.fs.OpenRW(filepath.Join(l.dir, name))
 	if err != nil {
 		return nil, nil, fmt.Errorf("mmaplog: open %s: %w", name, err)
 	}
+	var s *segment
 	ok := false
 	defer func() {
 		if !ok {
 			f.Close()
+		}
+		if retErr != nil && s != nil {
+			s.unmap()
 		}
 	}()
 	size, err := f.Size()
 	if err != nil {
 		return nil, nil, fmt.Errorf("mmaplog: stat %s: %w", name, err)
 	}
-	s := &segment{first: first, name: name, size: size}
+	s = &segment{first: first, name: name, size: size}
 	s.end.Store(segHeaderSize)
 	id, cerr, err := l.readHeader(f, name, minOff)
 	if err != nil || cerr != nil {
