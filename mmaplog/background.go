@@ -66,8 +66,8 @@ func (b *background) run() {
 	}
 }
 
-// request asks for the next segment file. Called once at Open and once after
-// each take, so at most one request is outstanding.
+// request asks for the next segment file. The writer calls it at most once
+// before each take, so at most one request is outstanding.
 func (b *background) request(size int64) { b.reqc <- size }
 
 // take waits for the file asked for by request.

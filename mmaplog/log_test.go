@@ -482,3 +482,23 @@ func fileSize(t testing.TB, fs vfs.FS, path string) int64 {
 	}
 	return n
 }
+
+func TestPreallocWhenHalfFull(t *testing.T) {
+	mem := vfs.NewMem()
+	l := openT(t, "/log", Options{FS: mem, SegmentSize: 64 << 10, MaxRecordSize: 1 << 10})
+	defer l.Close()
+	appendN(t, l, 0, 10, 1) // about 2 KiB of 64 KiB
+	for _, n := range listDir(t, mem, "/log") {
+		if n == preallocName {
+			t.Fatal("a nearly empty log prepared its next segment")
+		}
+	}
+	if p := l.Stats().Preallocs; p != 1 {
+		t.Fatalf("Preallocs = %d, want 1 (the first segment)", p)
+	}
+	appendN(t, l, 10, 1000, 4) // several rotations
+	if st := l.Stats(); st.Segments < 3 || st.Preallocs < uint64(st.Segments) {
+		t.Fatalf("Stats = %+v: want a preallocation per segment", st)
+	}
+	checkDense(t, readAll(t, l, 0), 0, 1010)
+}

@@ -78,7 +78,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		}
 	} else {
 		l.bg = newBackground(l)
-		l.bg.request(l.w.nextSize)
+		l.maybePrepare()
 	}
 	go l.run()
 	if cerr != nil {

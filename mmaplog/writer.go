@@ -24,6 +24,7 @@ type writerState struct {
 	lastTime  int64 // newest time stamp written
 	lastIdx   int64 // position of seg's newest index entry, -1 if none
 	nextSize  int64 // size of the next segment to prepare
+	requested bool  // the next segment was asked of the background goroutine
 	lastGroup int   // batches in the previous group commit
 	buf       []byte
 	spare     []batch
@@ -227,6 +228,7 @@ func (l *Log) commit(bs []batch) {
 		}
 	}
 	l.ack(bs[acked:])
+	l.maybePrepare()
 	l.st.commits.Add(1)
 	if g := uint64(len(bs)); g > l.st.maxGroup.Load() {
 		l.st.maxGroup.Store(g)
@@ -303,6 +305,10 @@ func (l *Log) rotate(first uint64, need int64) error {
 	if replace && old.first != first {
 		return fmt.Errorf("mmaplog: internal error: empty segment %s does not start at %d", old.name, first)
 	}
+	if !w.requested { // a batch that jumped past the half-way mark
+		l.bg.request(w.nextSize)
+	}
+	w.requested = false
 	pa := l.bg.take()
 	if pa.err != nil {
 		return fmt.Errorf("mmaplog: prepare segment %s: %w", segmentName(first), pa.err)
@@ -353,6 +359,16 @@ func (l *Log) rotate(first uint64, need int64) error {
 	if !replace {
 		l.bg.seal(old)
 	}
-	l.bg.request(w.nextSize)
 	return nil
+}
+
+// maybePrepare asks the background goroutine for the next segment once the
+// active one is half full: early enough that rotation never waits for it
+// under a steady load, late enough that a small, idle log never makes one.
+func (l *Log) maybePrepare() {
+	w := &l.w
+	if !w.requested && w.pos-segHeaderSize >= (w.seg.size-segHeaderSize)/2 {
+		l.bg.request(w.nextSize)
+		w.requested = true
+	}
 }
