@@ -141,7 +141,7 @@ func (l *Log) notify(final bool) {
 // from the log's writer goroutine, when the whole batch is durable (per the
 // sync mode) or has failed; a batch is never partly acknowledged, and after a
 // crash recovery keeps it whole or not at all. done must not block and must
-// not call Append (AppendAsync is fine). The log reads the payloads until
+// not call Append or Close (AppendAsync is fine): it runs on the writer. The log reads the payloads until
 // done is called: the caller must not modify them before.
 //
 // If AppendAsync returns an error, done is never called. Errors:
