@@ -90,9 +90,10 @@ func NewWriter(o *Owner) *Writer { return &Writer{Owner: o} }
 // Failed reports whether a batch of w has failed since the last Reset.
 func (w *Writer) Failed() bool { return w.failed.Load() != nil }
 
-// Reset clears w's failure so that later batches are accepted again. The
-// caller decides when the client has seen the failure (netio does so when
-// the client asks for it).
+// Reset clears w's failure so that the batches given to Append from now
+// on are handled normally again. Batches already given are not affected.
+// The caller decides when the client has seen the failure: netio resets
+// when an Append carries the restart flag (proto.Append.Restart).
 func (w *Writer) Reset() { w.failed.Store(nil) }
 
 func (w *Writer) fail(seq uint64, reason string) {

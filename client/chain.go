@@ -11,12 +11,13 @@ import (
 // ([Client.Chain]) or one opened with [Client.OpenChain]. It appends,
 // subscribes and locks on that chain.
 //
-// Appends of one Chain form a pipeline: batches are committed in the order
-// their AppendAsync (or Append) calls returned, at most the window size
-// (see [WithWindow]) are in flight at once, and once one fails, the later
-// ones already in flight fail too ([ErrAborted]), so the order is never
-// broken. Batches issued after the failure was reported start a new
-// pipeline and are accepted again.
+// Appends of one Chain form a pipeline on the chain's channel: batches are
+// committed in the order their AppendAsync (or Append) calls returned, at
+// most the window size (see [WithWindow]) are in flight at once, and once
+// one fails, the later ones already sent fail too ([ErrAborted]), so the
+// order is never broken. The first batch sent after the client has
+// received the failure carries the protocol's restart flag, so it and the
+// batches after it are accepted again (PROTOCOL.md §5).
 //
 // All methods are safe for concurrent use.
 type Chain struct {
@@ -26,10 +27,15 @@ type Chain struct {
 	window chan struct{} // one token per batch in flight
 
 	// Guarded by c.mu.
-	wch     uint32            // channel that new appends go to
 	locks   map[uint64]uint64 // held lock keys -> connection generation
 	closed  bool
 	opening *request // pending Open of base, until Opened or Error
+	// epoch counts the pipelines of the channel on the current
+	// connection: it grows with every batch sent with the restart flag
+	// (and with every new connection). restart is set when a batch of the
+	// current epoch has failed: the next batch sent carries the flag.
+	epoch   uint64
+	restart bool
 }
 
 func (c *Client) newChain(key string, base uint32) *Chain {
@@ -37,7 +43,6 @@ func (c *Client) newChain(key string, base uint32) *Chain {
 		c:      c,
 		key:    key,
 		base:   base,
-		wch:    base,
 		window: make(chan struct{}, c.o.window),
 		locks:  make(map[uint64]uint64),
 	}
@@ -71,15 +76,17 @@ type Future struct {
 	err     error
 
 	// Guarded by Client.mu.
-	chain  *Chain
-	id     uint64
-	cond   bool
-	expect uint64
-	events [][]byte
-	ch     uint32 // channel it was last sent on
-	gen    uint64 // connection generation it was last sent on
-	doomed bool   // an earlier batch of its pipeline failed: it will be aborted
-	body   []byte // encoded Append for (ch), reused when resent on the same channel
+	chain   *Chain
+	id      uint64
+	cond    bool
+	expect  uint64
+	events  [][]byte
+	ch      uint32 // channel it was last sent on
+	gen     uint64 // connection generation it was last sent on
+	epoch   uint64 // the chain's epoch when it was last sent
+	restart bool   // it was last sent with the restart flag
+	doomed  bool   // an earlier batch of its pipeline failed: it will be aborted
+	body    []byte // encoded Append as last sent
 }
 
 // Done returns a channel closed once the result is known.
@@ -125,14 +132,23 @@ func (f *Future) completeLocked(offsets []uint64, err error) {
 	<-f.chain.window
 }
 
-// sendLocked sends the batch on cn, on the chain's current append channel.
+// sendLocked sends the batch on cn, on the chain's channel, with the
+// restart flag if a batch of the chain's current epoch has failed.
 func (f *Future) sendLocked(cn *conn) {
-	ch := f.chain.wch
-	if f.body == nil || ch != f.ch {
-		m := proto.Append{Channel: ch, CommitID: f.id, HasCondition: f.cond, ExpectedNext: f.expect, Events: f.events}
-		f.body, _ = m.AppendBinary(f.body[:0])
+	ch := f.chain
+	restart := ch.restart
+	if restart {
+		ch.restart = false
+		ch.epoch++
 	}
-	f.ch, f.gen, f.doomed = ch, f.chain.c.gen, false
+	if f.body == nil || restart != f.restart {
+		m := proto.Append{Channel: ch.base, CommitID: f.id, Restart: restart, HasCondition: f.cond,
+			ExpectedNext: f.expect, Events: f.events}
+		// A fresh slice: an earlier body may still sit in a dead
+		// connection's queue.
+		f.body, _ = m.AppendBinary(nil)
+	}
+	f.ch, f.gen, f.epoch, f.restart, f.doomed = ch.base, ch.c.gen, ch.epoch, restart, false
 	cn.out.push(f.body)
 }
 
@@ -189,7 +205,7 @@ func (ch *Chain) AppendAsync(ctx context.Context, b Batch) (*Future, error) {
 		expect: b.ExpectedNext,
 		events: events,
 	}
-	m := proto.Append{Channel: ch.wch, CommitID: f.id, HasCondition: f.cond, ExpectedNext: f.expect, Events: events}
+	m := proto.Append{Channel: ch.base, CommitID: f.id, HasCondition: f.cond, ExpectedNext: f.expect, Events: events}
 	maxBody := c.o.maxFrame
 	if c.cur != nil {
 		maxBody = c.cur.maxBody
@@ -316,31 +332,20 @@ func (ch *Chain) Close() error {
 	return nil
 }
 
-// failedLocked switches the chain's appends to a fresh channel after a
-// batch on channel num failed: the server refuses every later batch of
-// the failed pipeline, so the batches in flight there are doomed, and
-// batches issued from now on go to a new pipeline.
-func (ch *Chain) failedLocked(num uint32) {
-	c := ch.c
-	for _, f := range c.appends {
-		if f.chain == ch && f.ch == num && f.gen == c.gen {
-			f.doomed = true
-		}
-	}
-	if ch.wch != num || ch.closed || c.cur == nil {
+// failedLocked records that batch f, sent on the current connection, was
+// refused with code. Unless a restart has been sent since f (a stale
+// reply), the server now aborts every later batch of f's pipeline: those
+// in flight are doomed, and the next batch sent restarts the pipeline.
+// CodeUnknownChannel aborts nothing on the server (there is no pipeline on
+// a channel that is not open).
+func (ch *Chain) failedLocked(f *Future, code proto.ErrorCode) {
+	if code == proto.CodeUnknownChannel || f.epoch != ch.epoch {
 		return
 	}
-	next, err := c.allocChanLocked()
-	if err != nil {
-		return // keep using the failed pipeline; its refusals say why
-	}
-	c.chans[next] = &channel{kind: chanWriter, chain: ch}
-	c.cur.send(&proto.Open{Channel: next, ChainKey: ch.key})
-	ch.wch = next
-	if num != ch.base {
-		if st := c.chans[num]; st != nil {
-			st.closing = true
+	ch.restart = true
+	for _, g := range ch.c.appends {
+		if g.chain == ch && g.gen == f.gen && g.epoch == f.epoch && g.id > f.id {
+			g.doomed = true
 		}
-		c.cur.send(&proto.Close{Channel: num})
 	}
 }

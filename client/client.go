@@ -50,9 +50,8 @@ type Client struct {
 type chanKind uint8
 
 const (
-	chanBase   chanKind = iota + 1 // a Chain's own channel: locks, first appends
-	chanWriter                     // a fresh append channel after a failed batch
-	chanSub                        // one Subscription
+	chanBase chanKind = iota + 1 // a Chain's own channel: appends, locks
+	chanSub                      // one Subscription
 )
 
 // channel is the client's view of one channel number. Guarded by Client.mu.
@@ -280,15 +279,15 @@ func lostErr(cause error) error {
 func (c *Client) attachLocked(cn *conn) {
 	c.gen++
 	for ch, st := range c.chans {
-		switch {
-		case st.closing:
-			delete(c.chans, ch)
-		case st.kind == chanWriter:
+		if st.closing {
 			delete(c.chans, ch)
 		}
 	}
 	for ch := range c.chains {
-		ch.wch = ch.base
+		// A new connection has fresh pipelines: no restart needed, and
+		// replies of the old one are ignored (gen).
+		ch.epoch++
+		ch.restart = false
 		if ch.base != 0 {
 			cn.send(&proto.Open{Channel: ch.base, ChainKey: ch.key})
 		}
@@ -348,7 +347,7 @@ func (c *Client) detachLocked(cn *conn, cause error) {
 	}
 	for _, f := range c.appends {
 		if f.doomed {
-			f.completeLocked(nil, &CommitError{CommitID: f.id, Code: proto.CodeConflict, Index: -1, Aborted: true,
+			f.completeLocked(nil, &CommitError{CommitID: f.id, Code: proto.CodeAborted, Index: -1, Aborted: true,
 				Reason: "an earlier batch of this pipeline failed and the connection was lost"})
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -355,6 +356,131 @@ func TestFailedBatchAbortsPipeline(t *testing.T) {
 	}
 	if n := len(fs.stored("abort")); n != 2 {
 		t.Fatalf("stored %d events, want 2", n)
+	}
+}
+
+// sentAppend is what the fake server saw of one Append.
+type sentAppend struct {
+	channel uint32
+	data    string // the first event's data
+	restart bool
+}
+
+// TestRestartFlag checks the client's side of PROTOCOL.md §5: the first
+// batch sent after a failure was received carries the restart flag, and
+// only that one (aborted replies arriving later start nothing); a restart
+// batch that fails makes the next batch restart again; everything stays on
+// the chain's own channel; codes map to errors with no inference.
+func TestRestartFlag(t *testing.T) {
+	fs := newFakeServer(t)
+	var mu sync.Mutex
+	var seen []sentAppend
+	holds := map[string]chan struct{}{"bad1": make(chan struct{}), "a2": make(chan struct{}), "bad6": make(chan struct{})}
+	fs.mu.Lock()
+	fs.rawReply = func(m *proto.Append) []byte {
+		var e proto.Event
+		if len(m.Events) > 0 {
+			_ = e.Decode(m.Events[0])
+		}
+		mu.Lock()
+		seen = append(seen, sentAppend{m.Channel, string(e.Data), m.Restart})
+		mu.Unlock()
+		if h := holds[string(e.Data)]; h != nil {
+			<-h // the server reads nothing more until the test says so
+		}
+		if string(e.Data) == "conflict" {
+			// An unconditional batch refused with conflict: a conflict
+			// all the same (the client infers nothing from the flags).
+			b, _ := (&proto.CommitError{Channel: m.Channel, CommitID: m.CommitID, Code: proto.CodeConflict,
+				Index: -1, Head: 3, Reason: "told so"}).AppendBinary(nil)
+			return b
+		}
+		return nil
+	}
+	fs.mu.Unlock()
+	c := dial(t, fs, "restart")
+	ctx := testCtx(t)
+	send := func(data string) *Future {
+		t.Helper()
+		f, err := c.AppendAsync(ctx, Batch{Events: []proto.Event{ev(data)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	wantOK := func(f *Future, off uint64) {
+		t.Helper()
+		if offs, err := f.Wait(ctx); err != nil || offs[0] != off {
+			t.Fatalf("batch = %v, %v; want offset %d", offs, err, off)
+		}
+	}
+	wantAborted := func(f *Future) {
+		t.Helper()
+		_, err := f.Wait(ctx)
+		var ce *CommitError
+		if !errors.As(err, &ce) || ce.Code != proto.CodeAborted || !ce.Aborted || !errors.Is(err, ErrAborted) || errors.Is(err, ErrConflict) {
+			t.Fatalf("batch = %v, want ErrAborted", err)
+		}
+	}
+
+	// a0 ok, bad1 fails, a2 and a3 are held in the server's input; all
+	// four are sent before the server answers bad1.
+	f0, f1, f2, f3 := send("a0"), send("bad1"), send("a2"), send("a3")
+	close(holds["bad1"])
+	wantOK(f0, 0)
+	if _, err := f1.Wait(ctx); !errors.Is(err, &proto.CodeError{Code: proto.CodeValidationFailed}) || errors.Is(err, ErrAborted) {
+		t.Fatalf("bad1 = %v, want a validation failure", err)
+	}
+	// The failure is known: a4 restarts, though a2 and a3 are unanswered.
+	f4 := send("a4")
+	close(holds["a2"])
+	wantAborted(f2)
+	wantAborted(f3)
+	wantOK(f4, 1)
+	// The aborted replies came after the restart: a5 does not restart.
+	wantOK(send("a5"), 2)
+
+	// A failing batch of the new pipeline aborts the ones behind it; the
+	// next batch after the failure restarts again.
+	f6, f7 := send("bad6"), send("a7")
+	close(holds["bad6"])
+	if _, err := f6.Wait(ctx); err == nil {
+		t.Fatal("bad6 confirmed")
+	}
+	wantAborted(f7)
+	wantOK(send("a8"), 3)
+
+	// No inference: a conflict is a conflict, and restarts like any failure.
+	_, err := send("conflict").Wait(ctx)
+	if !errors.Is(err, ErrConflict) || errors.Is(err, ErrAborted) {
+		t.Fatalf("conflict = %v, want ErrConflict and not ErrAborted", err)
+	}
+	wantOK(send("a9"), 4)
+
+	mu.Lock()
+	defer mu.Unlock()
+	var restarted []string
+	for _, s := range seen {
+		if s.channel != 0 {
+			t.Errorf("batch %s sent on channel %d, want the chain's channel 0", s.data, s.channel)
+		}
+		if s.restart {
+			restarted = append(restarted, s.data)
+		}
+	}
+	if want := []string{"a4", "a8", "a9"}; !slices.Equal(restarted, want) {
+		t.Fatalf("batches sent with the restart flag: %q, want %q", restarted, want)
+	}
+	var stored []string
+	for _, s := range fs.stored("restart") {
+		var e proto.Event
+		if err := e.Decode(s.raw); err != nil {
+			t.Fatal(err)
+		}
+		stored = append(stored, string(e.Data))
+	}
+	if want := []string{"a0", "a4", "a5", "a8", "a9"}; !slices.Equal(stored, want) {
+		t.Fatalf("stored %q, want %q", stored, want)
 	}
 }
 

@@ -130,10 +130,9 @@ func (d *dispatcher) dispatch(body []byte) error {
 	case proto.TypeCommitError:
 		m := &d.commitErr
 		if f := c.appends[m.CommitID]; f != nil && f.ch == m.Channel && f.gen == c.gen {
-			aborted := f.doomed || (m.Code == proto.CodeConflict && !f.cond)
 			f.completeLocked(nil, &CommitError{CommitID: m.CommitID, Code: m.Code, Reason: m.Reason,
-				Index: m.Index, Head: m.Head, Aborted: aborted})
-			f.chain.failedLocked(m.Channel)
+				Index: m.Index, Head: m.Head, Aborted: m.Code == proto.CodeAborted})
+			f.chain.failedLocked(f, m.Code)
 		}
 	case proto.TypeLockResult:
 		m := &d.lockRes
@@ -198,8 +197,5 @@ func (c *Client) onErrorLocked(m *proto.Error) {
 			}
 			c.o.log.Warn("atedb client: chain refused", "chain", st.chain.key, "err", err)
 		}
-	case chanWriter:
-		// A failed Open of a fresh append channel: the batches sent there
-		// are refused with CodeUnknownChannel, which reports it.
 	}
 }

@@ -20,12 +20,15 @@ var (
 	// ErrLockLost is returned by Unlock for a lock taken on an earlier
 	// connection: the server released it when that connection ended.
 	ErrLockLost = errors.New("client: lock lost with its connection")
-	// ErrConflict is matched (errors.Is) by a [*CommitError] whose
-	// condition failed: the chain's next offset was not the one expected.
-	// The error's Head field holds the chain's next offset.
+	// ErrConflict is matched (errors.Is) by a [*CommitError] of code
+	// proto.CodeConflict: the batch's condition failed, the chain's next
+	// offset was not the one expected. The error's Head field holds the
+	// chain's next offset.
 	ErrConflict = errors.New("client: append condition failed")
-	// ErrAborted is matched by a [*CommitError] for a batch refused only
-	// because an earlier batch of the same pipeline failed.
+	// ErrAborted is matched by a [*CommitError] of code proto.CodeAborted:
+	// the batch was refused only because an earlier batch of the same
+	// pipeline failed (nothing is wrong with it; sending it again may
+	// succeed).
 	ErrAborted = errors.New("client: aborted after an earlier batch failed")
 	// ErrProtocol is matched by a [*ProtocolError].
 	ErrProtocol = errors.New("client: protocol violation by the server")
@@ -59,7 +62,7 @@ func (e *ServerError) Unwrap() error { return &proto.CodeError{Code: e.Code, Rea
 
 // CommitError is the server's refusal of one Append batch: nothing of the
 // batch was stored. errors.Is matches [ErrConflict] (Code is
-// proto.CodeConflict on a conditional batch), [ErrAborted], and
+// proto.CodeConflict), [ErrAborted] (Code is proto.CodeAborted), and
 // &proto.CodeError{Code: c}.
 type CommitError struct {
 	CommitID uint64
@@ -70,14 +73,15 @@ type CommitError struct {
 	Index int
 	// Head is the chain's next offset when the batch was refused.
 	Head uint64
-	// Aborted is set when the batch was refused only because an earlier
-	// batch of the same pipeline failed; retrying it may succeed.
+	// Aborted is set when Code is proto.CodeAborted: the batch was refused
+	// only because an earlier batch of the same pipeline failed; retrying
+	// it may succeed.
 	Aborted bool
 }
 
 func (e *CommitError) Error() string {
 	s := fmt.Sprintf("client: append %d refused: %s", e.CommitID, e.Code)
-	if e.Aborted {
+	if e.Code == proto.CodeAborted {
 		s = fmt.Sprintf("client: append %d aborted (an earlier batch failed)", e.CommitID)
 	}
 	if e.Index >= 0 {
@@ -94,9 +98,9 @@ func (e *CommitError) Error() string {
 func (e *CommitError) Is(target error) bool {
 	switch target {
 	case ErrConflict:
-		return e.Code == proto.CodeConflict && !e.Aborted
+		return e.Code == proto.CodeConflict
 	case ErrAborted:
-		return e.Aborted
+		return e.Code == proto.CodeAborted
 	}
 	return false
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,6 +43,7 @@ type fakeServer struct {
 	ackKeySize   *proto.KeySize // overrides the negotiated size in the HelloAck (downgrade tests)
 	unsubscribes int
 	pongs        []uint64
+	restarts     []uint64 // commit ids of the Appends that carried the restart flag
 
 	wg sync.WaitGroup
 }
@@ -176,9 +178,10 @@ func (ch *fakeChain) storeLocked(raw []byte) uint64 {
 }
 
 type fakeChan struct {
-	key    string
-	failed bool
-	sub    *fakeSub
+	key      string
+	failed   bool   // an Append failed: later ones are aborted until a restart
+	failedID uint64 // its commit id
+	sub      *fakeSub
 }
 
 type fakeSub struct {
@@ -488,22 +491,27 @@ func (c *fakeConn) append(m *proto.Append) bool {
 	}
 	fch := c.fs.chain(ch.key)
 	refuse := func(code proto.ErrorCode, index int, head uint64, reason string) bool {
-		ch.failed = true
+		if !ch.failed {
+			ch.failed, ch.failedID = true, m.CommitID
+		}
 		return c.send(&proto.CommitError{Channel: m.Channel, CommitID: m.CommitID, Code: code, Index: index, Head: head, Reason: reason}) == nil
 	}
-	if m.HasCondition && ch.failed {
+	if m.Restart {
 		ch.failed = false
+		c.fs.mu.Lock()
+		c.fs.restarts = append(c.fs.restarts, m.CommitID)
+		c.fs.mu.Unlock()
 	}
 	if ch.failed {
-		return refuse(proto.CodeConflict, -1, 0, "an earlier batch of this writer failed")
+		return refuse(proto.CodeAborted, -1, 0, fmt.Sprintf("an earlier batch (%d) of this writer failed", ch.failedID))
 	}
 	for i, raw := range m.Events {
 		var ev proto.Event
 		if err := ev.Decode(raw); err != nil {
 			return refuse(proto.CodeMalformed, i, 0, err.Error())
 		}
-		if string(ev.Data) == "bad" {
-			return refuse(proto.CodeValidationFailed, i, 0, "data \"bad\" is refused by the fake server")
+		if strings.HasPrefix(string(ev.Data), "bad") {
+			return refuse(proto.CodeValidationFailed, i, 0, "data starting with \"bad\" is refused by the fake server")
 		}
 	}
 	fch.mu.Lock()

@@ -72,11 +72,12 @@ func TestBatchLimitsOverTheWire(t *testing.T) {
 		t.Fatalf("CommitError %+v", ce)
 	}
 	big := testEvent(string(make([]byte, 300)))
-	c.send(&proto.Append{Channel: 0, CommitID: 2, HasCondition: true, Events: [][]byte{big}})
+	// Each later append restarts the pipeline that the refusal aborted.
+	c.send(&proto.Append{Channel: 0, CommitID: 2, Restart: true, Events: [][]byte{big}})
 	if ce := expect[*proto.CommitError](c); ce.Code != proto.CodeBatchTooLarge || !contains(ce.Reason, "at most 200") {
 		t.Fatalf("CommitError %+v", ce)
 	}
-	c.send(&proto.Append{Channel: 0, CommitID: 3, HasCondition: true, Events: testEvents("ok", 3)})
+	c.send(&proto.Append{Channel: 0, CommitID: 3, Restart: true, Events: testEvents("ok", 3)})
 	if m := expect[*proto.Confirmed](c); len(m.Offsets) != 3 {
 		t.Fatalf("Confirmed %+v", m)
 	}

@@ -51,16 +51,19 @@
 //
 // Each channel is a pipeline ([chain.Writer]): its Appends commit in the
 // order sent and their replies (Confirmed or CommitError) come back in that
-// order. Once one fails, the channel refuses its later Appends with
-// CodeConflict, naming the failed commit id, until an Append carrying a
-// condition (ExpectedNext) re-synchronises it; a client may instead move
-// to a new channel. Error codes: CodeMalformed (an event does not decode),
-// CodeClockSkew (client time more than 2 s ahead), CodeValidationFailed
-// (validation hook, or a batch mixing stored and new events),
-// CodeConflict (condition, or aborted behind a failed batch; Head is the
-// chain's next offset), CodeBatchTooLarge, CodeStorageFailure (the log is
-// poisoned), CodeShuttingDown. A batch that exactly repeats stored events
-// is confirmed with their original offsets.
+// order. Once one fails, the channel refuses every later Append with
+// CodeAborted, naming the failed commit id, until one arrives with the
+// Restart flag ([proto.Append.Restart]): that one resets the writer
+// ([chain.Writer.Reset]) and it and the following ones are handled
+// normally. A condition alone does not end the abort. Error codes:
+// CodeMalformed (an event does not decode), CodeClockSkew (client time
+// more than 2 s ahead), CodeValidationFailed (validation hook, or a batch
+// mixing stored and new events), CodeConflict (the condition failed; Head
+// is the chain's next offset), CodeAborted (behind a failed batch),
+// CodeBatchTooLarge, CodeStorageFailure (the log is poisoned),
+// CodeShuttingDown, CodeUnknownChannel (which aborts nothing). A batch
+// that exactly repeats stored events is confirmed with their original
+// offsets.
 //
 // # Locks
 //

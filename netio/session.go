@@ -344,8 +344,10 @@ func commitCode(code chain.Code) proto.ErrorCode {
 		return proto.CodeClockSkew
 	case chain.CodeDuplicate, chain.CodeRejected:
 		return proto.CodeValidationFailed
-	case chain.CodeConflict, chain.CodeAborted:
+	case chain.CodeConflict:
 		return proto.CodeConflict
+	case chain.CodeAborted:
+		return proto.CodeAborted
 	case chain.CodeStorage:
 		return proto.CodeStorageFailure
 	case chain.CodeClosed:
@@ -366,9 +368,9 @@ func (c *conn) append(m *proto.Append) {
 			Reason: fmt.Sprintf("channel %d is not open (open it, or name a chain in the connection URL, before appending)", m.Channel)})
 		return
 	}
-	if m.HasCondition && ch.w.Failed() {
-		// A conditional append re-synchronises a pipeline broken by an
-		// earlier failure: its condition guarantees the writer's order.
+	if m.Restart {
+		// The client has seen the failure that aborts this channel's
+		// appends (PROTOCOL.md §5): this batch starts a new pipeline.
 		ch.w.Reset()
 	}
 	chID, id := m.Channel, m.CommitID

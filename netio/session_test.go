@@ -79,14 +79,19 @@ func TestPipelinedAppendsKeepOrder(t *testing.T) {
 	}
 	for id := uint64(3); id <= 4; id++ {
 		m := expect[*proto.CommitError](c)
-		if m.CommitID != id || m.Code != proto.CodeConflict || !contains(m.Reason, "earlier batch (2)") {
+		if m.CommitID != id || m.Code != proto.CodeAborted || m.Head != 2 || !contains(m.Reason, "earlier batch (2)") {
 			t.Fatalf("reply %d: %+v, want aborted after batch 2", id, m)
 		}
 	}
-	// A conditional append re-synchronises the channel.
+	// A condition alone, even a true one, does not end the abort.
 	c.send(&proto.Append{Channel: 0, CommitID: 5, Events: testEvents("p3", 2), HasCondition: true, ExpectedNext: 2})
+	if m := expect[*proto.CommitError](c); m.CommitID != 5 || m.Code != proto.CodeAborted {
+		t.Fatalf("conditional append after a failure: %+v, want aborted", m)
+	}
+	// The restart flag does.
+	c.send(&proto.Append{Channel: 0, CommitID: 5, Restart: true, Events: testEvents("p3", 2), HasCondition: true, ExpectedNext: 2})
 	if m := expect[*proto.Confirmed](c); m.CommitID != 5 || m.Offsets[0] != 2 {
-		t.Fatalf("resync reply %+v", m)
+		t.Fatalf("restart reply %+v", m)
 	}
 	// A retry of a confirmed batch gets its original offsets.
 	c.send(&proto.Append{Channel: 0, CommitID: 6, Events: testEvents("p1", 2)})

@@ -150,7 +150,8 @@ const MaxBatchEvents = 1 << 16
 // Append flag bits: part of the wire format.
 const (
 	appendCondition = 1 << 0
-	appendKnown     = appendCondition
+	appendRestart   = 1 << 1
+	appendKnown     = appendCondition | appendRestart
 )
 
 // Append asks the server to store a batch of events atomically on the
@@ -163,11 +164,22 @@ const (
 // With HasCondition, the batch is stored only if the chain's next offset is
 // ExpectedNext (else CodeConflict). An empty batch is a barrier: it is
 // confirmed once everything sent before it on the channel is.
+//
+// Once an Append on a channel fails, the server refuses every later Append
+// on that channel with [CodeAborted] until one arrives with Restart; that
+// one, and the ones after it, are handled normally. A sender sets Restart
+// only when no earlier Append of the channel can still fail unseen: it has
+// received the reply to every earlier Append on the channel, or it has
+// received a failure for an Append sent after its previous Restart (every
+// Append it sent between that failure and this one is then aborted).
 type Append struct {
 	Channel      uint32
 	CommitID     uint64
 	HasCondition bool
 	ExpectedNext uint64
+	// Restart (flags bit 1) ends the abort that an earlier failure on the
+	// channel started; harmless when nothing failed.
+	Restart bool
 	// Events are the encoded events, as the client encoded them; Decode
 	// makes them alias the body and reuses the slice's capacity.
 	Events [][]byte
@@ -186,10 +198,14 @@ func (m *Append) AppendBinary(dst []byte) ([]byte, error) {
 	}
 	dst = appendUvarint(append(dst, byte(TypeAppend)), uint64(m.Channel))
 	dst = appendUvarint(dst, m.CommitID)
+	var f byte
+	if m.Restart {
+		f |= appendRestart
+	}
 	if m.HasCondition {
-		dst = appendUvarint(append(dst, appendCondition), m.ExpectedNext)
+		dst = appendUvarint(append(dst, f|appendCondition), m.ExpectedNext)
 	} else {
-		dst = append(dst, 0)
+		dst = append(dst, f)
 	}
 	dst = appendUvarint(dst, uint64(len(m.Events)))
 	for _, e := range m.Events {
@@ -224,6 +240,7 @@ func (m *Append) Decode(body []byte) error {
 		d.off = at
 		d.failf("flags", ErrInvalid, "unknown flag bits 0x%02x", f&^appendKnown)
 	}
+	m.Restart = f&appendRestart != 0
 	if f&appendCondition != 0 {
 		m.HasCondition = true
 		m.ExpectedNext = d.uvarint("expected next")

@@ -36,8 +36,9 @@ const (
 	CodeAlreadySubscribed  ErrorCode = 22 // Subscribe on a channel that already has a subscription
 	CodeLagging            ErrorCode = 23 // a subscriber fell too far behind and was dropped
 	CodeHandshakeFailed    ErrorCode = 24 // key exchange or server identity check failed
+	CodeAborted            ErrorCode = 25 // an earlier Append of the channel failed; see Append.Restart
 
-	numCodes = 25
+	numCodes = 26
 )
 
 var codeNames = [numCodes]string{
@@ -66,6 +67,7 @@ var codeNames = [numCodes]string{
 	CodeAlreadySubscribed:  "already subscribed",
 	CodeLagging:            "subscriber lagging",
 	CodeHandshakeFailed:    "handshake failed",
+	CodeAborted:            "aborted",
 }
 
 // AllErrorCodes returns every defined code in ascending order.

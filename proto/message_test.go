@@ -145,3 +145,35 @@ func TestPeek(t *testing.T) {
 		t.Fatalf("got %v, want ErrTruncated", err)
 	}
 }
+
+// TestAppendFlagBits pins the Append flag byte: bit 0 condition, bit 1
+// restart (PROTOCOL.md §6.13).
+func TestAppendFlagBits(t *testing.T) {
+	cases := map[string]struct {
+		m    Append
+		want []byte
+	}{
+		"none":              {Append{Channel: 2, CommitID: 7}, []byte{byte(TypeAppend), 2, 7, 0x00, 0}},
+		"condition":         {Append{Channel: 2, CommitID: 7, HasCondition: true, ExpectedNext: 5}, []byte{byte(TypeAppend), 2, 7, 0x01, 5, 0}},
+		"restart":           {Append{Channel: 2, CommitID: 7, Restart: true}, []byte{byte(TypeAppend), 2, 7, 0x02, 0}},
+		"restart+condition": {Append{Channel: 2, CommitID: 7, Restart: true, HasCondition: true, ExpectedNext: 5}, []byte{byte(TypeAppend), 2, 7, 0x03, 5, 0}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := tc.m.AppendBinary(nil)
+			if err != nil || !bytes.Equal(got, tc.want) {
+				t.Fatalf("encode: got %x, %v; want %x", got, err, tc.want)
+			}
+			if n := tc.m.EncodedSize(); n != len(got) {
+				t.Errorf("EncodedSize %d, encoding has %d bytes", n, len(got))
+			}
+			var back Append
+			if err := back.Decode(tc.want); err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			if back.Restart != tc.m.Restart || back.HasCondition != tc.m.HasCondition || back.ExpectedNext != tc.m.ExpectedNext {
+				t.Fatalf("decoded %+v, want %+v", back, tc.m)
+			}
+		})
+	}
+}

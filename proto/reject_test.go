@@ -149,7 +149,7 @@ func TestMessageRejects(t *testing.T) {
 		"subscribe unknown flag": {[]byte{byte(TypeSubscribe), 0, 0x0b, 0}, ErrInvalid, "flags"},
 		"live-only with start":   {[]byte{byte(TypeSubscribe), 0, subLive, 5}, ErrInvalid, "from"},
 		"history bad integrity":  {[]byte{byte(TypeStartHistory), 0, 3, 0, 0, 0}, ErrInvalid, "integrity"},
-		"append unknown flag":    {[]byte{byte(TypeAppend), 0, 1, 2, 0}, ErrInvalid, "flags"},
+		"append unknown flag":    {[]byte{byte(TypeAppend), 0, 1, 4, 0}, ErrInvalid, "flags"},
 		"append huge count":      {cat([]byte{byte(TypeAppend), 0, 1, 0}, binary.AppendUvarint(nil, 1<<62)), ErrInvalid, "events"},
 		"append short event":     {[]byte{byte(TypeAppend), 0, 1, 0, 2, 1, 'a', 5, 'b'}, ErrTruncated, "events[1]"},
 		"confirmed overlong":     {[]byte{byte(TypeConfirmed), 0, 1, 1, 0x85, 0x00}, ErrNonCanonical, "offsets"},
