@@ -101,8 +101,16 @@ var listeningRE = regexp.MustCompile(`Listening on (\S+) `)
 // waits until it listens.
 func startSolo(t testing.TB, listen string, port int, dir string, flags ...string) *solo {
 	t.Helper()
-	args := append([]string{"--no-auth"}, flags...)
-	args = append(args, "solo", "-l", listen, "-p", strconv.Itoa(port), dir)
+	return startSoloArgs(t, listen, port, dir, flags, nil)
+}
+
+// startSoloArgs is startSolo with global flags (before "solo") and solo's
+// own flags.
+func startSoloArgs(t testing.TB, listen string, port int, dir string, global, soloFlags []string) *solo {
+	t.Helper()
+	args := append([]string{"--no-auth"}, global...)
+	args = append(append(args, "solo"), soloFlags...)
+	args = append(args, "-l", listen, "-p", strconv.Itoa(port), dir)
 	cmd := atedbCmd(context.Background(), args...)
 	s := &solo{t: t, cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
 	pr, pw := io.Pipe()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/atedb/atedb/chain"
 	"github.com/atedb/atedb/chain/mmapstore"
+	"github.com/atedb/atedb/kex"
 	"github.com/atedb/atedb/mmaplog"
 	"github.com/atedb/atedb/netio"
 	"github.com/atedb/atedb/proto"
@@ -52,6 +53,10 @@ type soloConfig struct {
 	writeTimeout   time.Duration
 	idleClose      time.Duration
 	dedupWindow    int
+
+	identity       string
+	identityAlg    string
+	identityAlgSet bool // --identity-alg was given (flag, environment or file)
 }
 
 func soloCommand(root *rootConfig) *ffcli.Command {
@@ -79,6 +84,9 @@ func soloCommand(root *rootConfig) *ffcli.Command {
 	fs.DurationVar(&c.writeTimeout, "write-timeout", 30*time.Second, "a client that reads nothing for this long is disconnected")
 	fs.DurationVar(&c.idleClose, "idle-close", 30*time.Second, "an unused chain is closed after this long")
 	fs.IntVar(&c.dedupWindow, "dedup-window", 1<<16, "recent event hashes each chain remembers to recognise retried appends")
+	fs.StringVar(&c.identity, "identity", "", "file holding the server's long-term identity key, created (mode 0600) if it does not exist; "+
+		"the server proves it in every encrypted handshake and prints its fingerprint, which clients pin (--server-fingerprint)")
+	fs.StringVar(&c.identityAlg, "identity-alg", "ed25519", "algorithm of a new --identity key: ed25519 or ml-dsa-65 (refused for an existing key of another algorithm)")
 	return &ffcli.Command{
 		Name:       "solo",
 		ShortUsage: "atedb [global flags] solo [flags] [logs-path]",
@@ -135,6 +143,13 @@ func (c *soloConfig) check() (mmaplog.SyncMode, error) {
 	if _, _, err := netio.ListenAddr(c.listen, c.port); err != nil {
 		return 0, usagef("-l %q -p %d: %v", c.listen, c.port, err)
 	}
+	c.identityAlgSet = set["identity-alg"]
+	if c.identityAlgSet && c.identity == "" {
+		return 0, usagef("--identity-alg needs --identity FILE")
+	}
+	if _, err := parseIdentityAlg(c.identityAlg); err != nil {
+		return 0, err
+	}
 	if c.maxBatchBytes > c.maxFrame-frameHeadroom {
 		return 0, usagef("--max-batch-bytes %d must be at least %d below --max-frame-size %d, so that the largest event fits a frame with its headers and encryption",
 			c.maxBatchBytes, frameHeadroom, c.maxFrame)
@@ -169,6 +184,20 @@ func (c *soloConfig) exec(ctx context.Context, args []string) error {
 	log := root.Logger
 	out := root.Stdout
 
+	var identity *kex.Identity
+	identityCreated := false
+	if c.identity != "" {
+		file, err := expandHome(c.identity)
+		if err != nil {
+			return err
+		}
+		alg, _ := parseIdentityAlg(c.identityAlg) // checked above
+		if identity, identityCreated, err = loadOrCreateIdentity(file, alg, c.identityAlgSet, log); err != nil {
+			return err
+		}
+		c.identity = file
+	}
+
 	reg, err := chain.NewRegistry(chain.Config{
 		Root: logs,
 		Open: mmapstore.Opener(mmaplog.Options{
@@ -197,6 +226,7 @@ func (c *soloConfig) exec(ctx context.Context, args []string) error {
 		HandshakeTimeout: c.handshake,
 		IdleTimeout:      c.idle,
 		WriteTimeout:     c.writeTimeout,
+		Identity:         identity,
 		Logger:           log,
 	})
 	if err != nil {
@@ -223,6 +253,14 @@ func (c *soloConfig) exec(ctx context.Context, args []string) error {
 		fmt.Fprintln(out, "Wire encryption: off unless a client asks for it")
 	} else {
 		fmt.Fprintf(out, "Wire encryption: at least %d-bit (ML-KEM, AES-GCM)\n", root.WireEncryption)
+	}
+	if identity != nil {
+		how := "key in"
+		if identityCreated {
+			how = "new key written to"
+		}
+		fmt.Fprintf(out, "Server identity: %s (%s %s %s; clients pin it with --server-fingerprint)\n",
+			identity.Fingerprint(), identity.Alg(), how, c.identity)
 	}
 	if !root.NoAuth {
 		fmt.Fprintln(out, "Authentication is not implemented yet: every chain is open to every writer (--no-auth makes this explicit)")
