@@ -229,6 +229,9 @@ func (l *Log) commit(bs []batch) {
 	}
 	l.ack(bs[acked:])
 	l.maybePrepare()
+	if cap(w.buf) > 2*maxWriteChunk {
+		w.buf = nil // a huge batch passed: do not keep its buffer
+	}
 	l.st.commits.Add(1)
 	if g := uint64(len(bs)); g > l.st.maxGroup.Load() {
 		l.st.maxGroup.Store(g)
