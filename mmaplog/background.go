@@ -2,6 +2,7 @@ package mmaplog
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -60,7 +61,7 @@ func (b *background) run() {
 		case s := <-b.sealc:
 			b.l.writeIndex(s)
 		case size := <-b.reqc:
-			f, id, err := b.l.preallocate(size)
+			f, id, err := b.l.preallocate(size, b.stopc)
 			b.readyc <- prealloc{f: f, id: id, size: size, err: err}
 		}
 	}
@@ -99,7 +100,10 @@ func (b *background) stop() {
 // the first write into fallocated (unwritten) extents must journal their
 // conversion (measured on ext4 here: about 2x the fdatasync latency). The
 // file's name is made durable by the rename that puts it in service.
-func (l *Log) preallocate(size int64) (vfs.File, uint64, error) {
+//
+// Closing stop (may be nil) abandons the work: Close does not wait for a
+// segment that nobody will use.
+func (l *Log) preallocate(size int64, stop <-chan struct{}) (vfs.File, uint64, error) {
 	path := filepath.Join(l.dir, preallocName)
 	f, err := l.fs.Create(path)
 	if err != nil {
@@ -112,7 +116,7 @@ func (l *Log) preallocate(size int64) (vfs.File, uint64, error) {
 	putSegmentHeader(hdr[:], id)
 	err = f.Allocate(size)
 	if err == nil {
-		err = zeroFill(f, segHeaderSize, size)
+		err = zeroFill(f, segHeaderSize, size, stop)
 	}
 	if err == nil {
 		_, err = f.WriteAt(hdr[:], 0)
@@ -133,7 +137,7 @@ func (l *Log) preallocate(size int64) (vfs.File, uint64, error) {
 func growPrealloc(f vfs.File, from, to int64) error {
 	err := f.Allocate(to)
 	if err == nil {
-		err = zeroFill(f, from, to)
+		err = zeroFill(f, from, to, nil)
 	}
 	if err == nil {
 		err = f.Sync()
@@ -143,9 +147,16 @@ func growPrealloc(f vfs.File, from, to int64) error {
 
 var zeroBlock [1 << 20]byte
 
-// zeroFill writes zeros over f[from:to).
-func zeroFill(f vfs.File, from, to int64) error {
+var errStopped = errors.New("mmaplog: log closing")
+
+// zeroFill writes zeros over f[from:to), unless stop is closed first.
+func zeroFill(f vfs.File, from, to int64, stop <-chan struct{}) error {
 	for p := from; p < to; {
+		select {
+		case <-stop:
+			return errStopped
+		default:
+		}
 		n := min(int64(len(zeroBlock)), to-p)
 		if _, err := f.WriteAt(zeroBlock[:n], p); err != nil {
 			return err

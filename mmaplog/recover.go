@@ -77,8 +77,7 @@ func Open(dir string, opts Options) (*Log, error) {
 			l.w.f = nil
 		}
 	} else {
-		l.bg = newBackground(l)
-		l.maybePrepare()
+		l.bg = newBackground(l) // asked for the next segment after the first commit past half-full
 	}
 	go l.run()
 	if cerr != nil {
@@ -174,7 +173,7 @@ func (l *Log) recover() (*CorruptionError, error) {
 
 // createFirst creates segment 0 of a new log durably.
 func (l *Log) createFirst() error {
-	f, _, err := l.preallocate(min(firstSegmentSize, l.opts.SegmentSize))
+	f, _, err := l.preallocate(min(firstSegmentSize, l.opts.SegmentSize), nil)
 	if err != nil {
 		return fmt.Errorf("mmaplog: create first segment: %w", err)
 	}
