@@ -840,7 +840,7 @@ func TestSlowConsumerBoundedBuffer(t *testing.T) {
 		c.mu.Lock()
 		st, bytes := s.state, s.bufBytes
 		c.mu.Unlock()
-		if bytes > limit+subItemOverhead+64 {
+		if bytes > limit+subChunkOverhead+64 {
 			t.Fatalf("buffer holds %d bytes, limit %d", bytes, limit)
 		}
 		if st == subPaused {

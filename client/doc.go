@@ -60,6 +60,11 @@
 // the consumer has caught up, so neither side buffers without bound and
 // appends on the same connection are never held up by a slow reader.
 //
+// Received events are copied once, a whole Events frame at a time, and
+// decoded by [Subscription.Next] without further allocation; an [Event]'s
+// byte slices point into its frame's block (see [Event] on keeping events
+// for long).
+//
 // # Several chains on one connection
 //
 //	other, err := c.OpenChain(ctx, "example/invoices")

@@ -54,6 +54,10 @@ func FuzzDispatch(f *testing.F) {
 	events = proto.AppendEventsItem(events, 0, 1, raw)
 	events = proto.AppendEventsItem(events, 1, 2, []byte{0xff}) // undecodable event
 	f.Add(events)
+	running := proto.AppendEventsHeader(nil, 5) // to the running subscription, decoded by Next
+	running = proto.AppendEventsItem(running, 7, 1, raw)
+	running = proto.AppendEventsItem(running, 8, 2, []byte{0xff})
+	f.Add(running)
 	add(&proto.StartOfHistory{Channel: 3, Integrity: proto.IntegrityCentralized, Head: 5, Count: 5})
 	add(&proto.EndOfHistory{Channel: 3, Next: 5})
 	add(&proto.Unsubscribed{Channel: 3, Code: proto.CodeLagging, Next: 2, Reason: "slow"})
@@ -72,13 +76,26 @@ func FuzzDispatch(f *testing.F) {
 		d := &dispatcher{cn: cn}
 		_ = d.dispatch(body)
 		_ = d.dispatch(body) // and again, on whatever state the first left
-		c.mu.Lock()
-		c.mu.Unlock()
+		// Read what the subscriptions buffered (Next decodes the events);
+		// with a cancelled context Next does not wait.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		for _, num := range []uint32{3, 5} {
+			c.mu.Lock()
+			s := c.chans[num].sub
+			c.mu.Unlock()
+			for range 1000 {
+				if _, err := s.Next(ctx); err != nil {
+					break
+				}
+			}
+		}
 	})
 }
 
 // fuzzClient builds a Client in the connected state, without goroutines,
-// with a subscription on channel 3, an OpenChain pending on channel 4, an
+// with a subscription starting on channel 3 and one running on channel 5
+// (live, from offset 5), an OpenChain pending on channel 4, an
 // append (id 1) on channel 0, a lock (id 2) and a ping (id 3).
 func fuzzClient() (*Client, *conn, func()) {
 	a, b := net.Pipe()
@@ -105,6 +122,10 @@ func fuzzClient() (*Client, *conn, func()) {
 	s := &Subscription{c: c, chain: c.def, num: 3, opts: SubscribeOptions{History: true, Live: true}, limit: 64,
 		started: make(chan struct{}), historyDone: make(chan struct{}), notify: make(chan struct{}, 1), state: subStarting}
 	c.chans[3] = &channel{kind: chanSub, chain: c.def, sub: s}
+	live := &Subscription{c: c, chain: c.def, num: 5, opts: SubscribeOptions{Live: true}, limit: 1 << 20,
+		started: make(chan struct{}), historyDone: make(chan struct{}), notify: make(chan struct{}, 1),
+		state: subRunning, next: 5, haveNext: true, head: 5}
+	c.chans[5] = &channel{kind: chanSub, chain: c.def, sub: live}
 	other := c.newChain("other", 4)
 	other.opening = &request{kind: reqOpen, chain: other, done: make(chan error, 1)}
 	c.chains[other] = struct{}{}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/atedb/atedb/proto"
@@ -35,8 +37,14 @@ type SubscribeOptions struct {
 
 // Event is one stored event as delivered by a [Subscription]: its offset
 // in the chain, the server time at which it was stored, and the decoded
-// event (embedded, so ev.Data and ev.DataKey work). Its byte slices are
-// owned by the Event and stay valid.
+// event (embedded, so ev.Data and ev.DataKey work).
+//
+// Its byte slices (Raw, Data and the other fields) stay valid and are
+// never written to, but they are not copied for each event: they point
+// into one block holding the events that came in the same Events frame
+// (at most a frame, 8 MiB by default), and the block stays allocated as
+// long as any of its events is referenced. To keep a few events of a
+// large replay for long, copy what you keep (bytes.Clone).
 type Event struct {
 	Offset uint64
 	Time   time.Time
@@ -60,7 +68,13 @@ const (
 // Subscription is a stream of events of one chain, in strictly ascending
 // offset order without duplicates, across pauses and reconnects. Read it
 // with [Subscription.Next] or range over [Subscription.Events]. One
-// goroutine should read; Close may be called from any goroutine.
+// goroutine should read (concurrent Next calls are serialised); Close may
+// be called from any goroutine.
+//
+// Received Events frames are buffered as they came, one block of bytes
+// per frame; Next decodes one event at a time from the block it is
+// reading, without allocating (events with public keys or signatures
+// allocate their lists).
 type Subscription struct {
 	c     *Client
 	chain *Chain
@@ -72,13 +86,20 @@ type Subscription struct {
 	historyDone chan struct{} // closed when the consumer reached the end of the history
 	notify      chan struct{} // capacity 1: buffer or state changed
 
+	// The chunk Next is reading, taken off the buffer: guarded by rmu,
+	// which Next holds. left mirrors rd.left for Buffered.
+	rmu       sync.Mutex
+	rd        subReader
+	left      atomic.Int64
+	closedNow atomic.Bool // closed, for Next to see without c.mu
+
 	// Guarded by c.mu.
 	state    subState
 	startErr error
 	head     uint64 // chain's next offset when the subscription started
 	next     uint64 // offset after the last event buffered
 	haveNext bool
-	buf      []subItem
+	buf      []subChunk
 	bufHead  int
 	bufBytes int
 	// bufEvents counts the events (not markers) in buf.
@@ -89,14 +110,23 @@ type Subscription struct {
 	closed    bool
 }
 
-type subItem struct {
-	ev     Event
-	size   int
-	marker bool // end of history
+// subChunk is a run of consecutive items of one Events frame, copied out
+// of the connection's read buffer in one block, or the end-of-history
+// marker.
+type subChunk struct {
+	items  []byte // packed Events items (proto.Events.Items)
+	n      int    // number of items
+	marker bool   // end of history
 }
 
-// subItemOverhead is what one buffered event costs beyond its bytes.
-const subItemOverhead = 256
+// subReader walks the chunk Next is reading.
+type subReader struct {
+	it   proto.EventsIter
+	left int
+}
+
+// subChunkOverhead is what one buffered chunk costs beyond its bytes.
+const subChunkOverhead = 64
 
 // Subscribe starts a subscription and returns once the server has accepted
 // it. Errors: an error for invalid options, a *[ServerError] when the
@@ -237,13 +267,24 @@ func (s *Subscription) wake() {
 // its channel on the server.
 func (s *Subscription) endLocked() {
 	if !s.marked {
-		s.buf = append(s.buf, subItem{marker: true})
+		s.buf = append(s.buf, subChunk{marker: true})
 		s.marked = true
 	}
 	s.finished = true
 	s.state = subDone
 	s.releaseChannelLocked()
 	s.wake()
+}
+
+// pushLocked buffers n items (packed in items, which alias the read
+// buffer and are copied here) as one chunk.
+func (s *Subscription) pushLocked(items []byte, n int) {
+	if n == 0 {
+		return
+	}
+	s.buf = append(s.buf, subChunk{items: bytes.Clone(items), n: n})
+	s.bufBytes += len(items) + subChunkOverhead
+	s.bufEvents += n
 }
 
 func (s *Subscription) releaseChannelLocked() {
@@ -293,49 +334,62 @@ func (s *Subscription) onStart(m *proto.StartOfHistory) {
 	}
 }
 
-// onEvents buffers the items of an Events message.
+// onEvents buffers the items of an Events message: it decides which
+// items to keep by their offsets (dropping what a resumed replay repeats,
+// ending a history-only subscription at its head, pausing when the buffer
+// is full) and copies the kept run in one block. Events are decoded by
+// Next, in the consumer's goroutine.
 func (s *Subscription) onEvents(m *proto.Events) {
-	if s.state != subRunning && s.state != subPausing {
-		return
+	if s.state != subRunning {
+		return // pausing: the rest is fetched again on resume
 	}
-	block := bytes.Clone(m.Items)
-	it := (&proto.Events{Items: block}).Iter()
+	items := m.Items
+	it := m.Iter()
+	start, end, n := 0, 0, 0
 	for {
 		item, ok := it.Next()
 		if !ok {
 			break
 		}
-		if s.state != subRunning {
-			break // pausing: the rest is fetched again on resume
-		}
+		size := proto.EventsItemSize(len(item.Event))
 		if s.haveNext && item.Offset < s.next {
-			continue // already delivered (a resumed replay overlaps)
+			start += size // already delivered (a resumed replay overlaps)
+			end = start
+			continue
 		}
 		if !s.opts.Live && item.Offset >= s.head {
+			s.pushLocked(items[start:end], n)
 			s.endLocked()
 			return
 		}
-		ev := Event{Offset: item.Offset, Time: time.Unix(0, item.Time), Raw: item.Event}
-		if err := ev.Event.Decode(item.Event); err != nil {
-			s.failLocked(&ProtocolError{Msg: "Events", Reason: fmt.Sprintf("event at offset %d does not decode", item.Offset), Err: err})
-			s.releaseChannelLocked()
-			return
-		}
-		size := len(item.Event) + subItemOverhead
-		s.buf = append(s.buf, subItem{ev: ev, size: size})
-		s.bufBytes += size
-		s.bufEvents++
+		end += size
+		n++
 		s.next, s.haveNext = item.Offset+1, true
 		if !s.opts.Live && s.next >= s.head {
+			s.pushLocked(items[start:end], n)
 			s.endLocked()
 			return
 		}
-		if s.bufBytes >= s.limit && s.c.cur != nil {
+		if s.bufBytes+end-start+subChunkOverhead >= s.limit && s.c.cur != nil {
 			s.c.cur.send(&proto.Unsubscribe{Channel: s.num})
 			s.state = subPausing
+			break // the rest is fetched again on resume
 		}
 	}
+	s.pushLocked(items[start:end], n)
 	s.wake()
+}
+
+// failNowLocked ends the subscription at once with err, dropping what is
+// buffered (the consumer found an event that does not decode).
+func (s *Subscription) failNowLocked(err error) {
+	s.finished = true
+	s.err = err
+	s.state = subDone
+	clear(s.buf)
+	s.buf, s.bufHead, s.bufBytes, s.bufEvents = s.buf[:0], 0, 0, 0
+	s.closeStartedLocked()
+	s.releaseChannelLocked()
 }
 
 // onEndOfHistory handles EndOfHistory.
@@ -351,7 +405,7 @@ func (s *Subscription) onEndOfHistory(m *proto.EndOfHistory) {
 		return
 	}
 	if !s.marked {
-		s.buf = append(s.buf, subItem{marker: true})
+		s.buf = append(s.buf, subChunk{marker: true})
 		s.marked = true
 		s.wake()
 	}
@@ -422,54 +476,105 @@ func (s *Subscription) maybeResumeLocked() {
 
 // Next returns the next event. It returns io.EOF after the last event of
 // a subscription without Live, ErrClosed after Close, and otherwise the
-// error that ended the subscription (a *[ServerError], or the client's
-// terminal error) once the events buffered before it are read. ctx bounds
-// the wait only.
-func (s *Subscription) Next(ctx context.Context) (Event, error) {
-	c := s.c
+// error that ended the subscription (a *[ServerError], a *[ProtocolError]
+// for an event that does not decode, or the client's terminal error) once
+// the events buffered before it are read. ctx bounds the wait only. Next
+// does not allocate for an event without public keys or signatures.
+func (s *Subscription) Next(ctx context.Context) (ev Event, err error) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
 	for {
-		c.mu.Lock()
-		if s.closed {
-			c.mu.Unlock()
+		if s.closedNow.Load() {
 			return Event{}, ErrClosed
 		}
-		if s.bufHead < len(s.buf) {
-			it := s.buf[s.bufHead]
-			s.buf[s.bufHead] = subItem{}
-			s.bufHead++
-			if s.bufHead == len(s.buf) {
-				s.buf, s.bufHead = s.buf[:0], 0
-			} else if s.bufHead > 1024 && s.bufHead*2 > len(s.buf) {
-				n := copy(s.buf, s.buf[s.bufHead:])
-				clear(s.buf[n:])
-				s.buf, s.bufHead = s.buf[:n], 0
+		if s.rd.left > 0 {
+			// Decoded in place into the result: an Event is a few hundred
+			// bytes, not worth copying around per event.
+			item, ok := s.rd.it.Next()
+			s.rd.left--
+			s.left.Add(-1)
+			if !ok { // not reached: Events.Decode checked every item
+				return Event{}, s.failNext(&ProtocolError{Msg: "Events", Reason: "item does not parse"})
 			}
-			s.bufBytes -= it.size
-			if !it.marker {
-				s.bufEvents--
+			ev.Offset, ev.Time, ev.Raw = item.Offset, time.Unix(0, item.Time), item.Event
+			if err := ev.Event.Decode(item.Event); err != nil {
+				return Event{}, s.failNext(&ProtocolError{Msg: "Events",
+					Reason: fmt.Sprintf("event at offset %d does not decode", item.Offset), Err: err})
 			}
-			s.maybeResumeLocked()
-			c.mu.Unlock()
-			if it.marker {
-				close(s.historyDone)
-				continue
-			}
-			return it.ev, nil
+			return ev, nil
 		}
-		if s.finished {
-			err := s.err
-			c.mu.Unlock()
-			if err == nil {
-				err = io.EOF
-			}
+		if err, done := s.take(); done {
 			return Event{}, err
 		}
-		c.mu.Unlock()
+		if s.rd.left > 0 {
+			continue
+		}
 		select {
 		case <-s.notify:
 		case <-ctx.Done():
 			return Event{}, ctx.Err()
 		}
+	}
+}
+
+// failNext ends the subscription with err, found by Next. Called with rmu
+// held.
+func (s *Subscription) failNext(err error) error {
+	s.rd = subReader{}
+	s.left.Store(0)
+	s.c.mu.Lock()
+	s.failNowLocked(err)
+	s.c.mu.Unlock()
+	return err
+}
+
+// take moves the next buffered chunk to s.rd, handling end-of-history
+// markers on the way. It returns done with the error Next must return
+// (io.EOF, ErrClosed, the terminal error) when nothing more will come;
+// otherwise s.rd.left == 0 means nothing is buffered yet. Called with rmu
+// held.
+func (s *Subscription) take() (err error, done bool) {
+	c := s.c
+	for {
+		c.mu.Lock()
+		if s.closed {
+			c.mu.Unlock()
+			return ErrClosed, true
+		}
+		if s.bufHead < len(s.buf) {
+			ch := s.buf[s.bufHead]
+			s.buf[s.bufHead] = subChunk{}
+			s.bufHead++
+			if s.bufHead == len(s.buf) {
+				s.buf, s.bufHead = s.buf[:0], 0
+			} else if s.bufHead > 64 && s.bufHead*2 > len(s.buf) {
+				n := copy(s.buf, s.buf[s.bufHead:])
+				clear(s.buf[n:])
+				s.buf, s.bufHead = s.buf[:n], 0
+			}
+			if !ch.marker {
+				s.bufBytes -= len(ch.items) + subChunkOverhead
+				s.bufEvents -= ch.n
+			}
+			s.maybeResumeLocked()
+			c.mu.Unlock()
+			if ch.marker {
+				close(s.historyDone)
+				continue
+			}
+			s.rd = subReader{it: (&proto.Events{Items: ch.items}).Iter(), left: ch.n}
+			s.left.Store(int64(ch.n))
+			return nil, false
+		}
+		finished, err := s.finished, s.err
+		c.mu.Unlock()
+		if !finished {
+			return nil, false
+		}
+		if err == nil {
+			err = io.EOF
+		}
+		return err, true
 	}
 }
 
@@ -507,7 +612,7 @@ func (s *Subscription) Head() uint64 {
 func (s *Subscription) Buffered() int {
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
-	return s.bufEvents
+	return s.bufEvents + int(s.left.Load())
 }
 
 // HistoryDone returns a channel closed once Next has returned the last
@@ -528,6 +633,7 @@ func (s *Subscription) closeLocked() {
 		return
 	}
 	s.closed = true
+	s.closedNow.Store(true)
 	s.finished = true
 	s.state = subDone
 	s.buf, s.bufHead, s.bufBytes, s.bufEvents = nil, 0, 0, 0

@@ -1,0 +1,176 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atedb/atedb/kex"
+	"github.com/atedb/atedb/proto"
+)
+
+// receiveRig feeds Events frames straight to a connection's dispatcher
+// for a live subscription, to measure and check the client's receive
+// path (decode the frame, buffer it, decode each event in Next) without
+// the network or a server.
+type receiveRig struct {
+	c    *Client
+	s    *Subscription
+	d    *dispatcher
+	body []byte
+	offs []int // positions of the items' offsets in body
+	next uint64
+}
+
+func newReceiveRig(tb testing.TB, events, size int) *receiveRig {
+	tb.Helper()
+	fs := newFakeServer(tb)
+	c, err := Dial(context.Background(), fs.url("rx"), WithWireEncryption(kex.KeySizeNone))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	s, err := c.Subscribe(context.Background(), SubscribeOptions{Live: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	c.mu.Lock()
+	cn := c.cur
+	c.mu.Unlock()
+	r := &receiveRig{c: c, s: s, d: &dispatcher{cn: cn}}
+	r.body = proto.AppendEventsHeader(nil, s.num)
+	for i := range events {
+		raw, err := (&proto.Event{DataKey: uint64(i + 1), Timestamp: 1, Data: make([]byte, size)}).AppendBinary(nil)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		r.offs = append(r.offs, len(r.body))
+		r.body = proto.AppendEventsItem(r.body, uint64(i), 1, raw)
+	}
+	return r
+}
+
+// frame delivers one Events frame with the next offsets and reads every
+// event back with Next.
+func (r *receiveRig) frame(tb testing.TB) {
+	for _, at := range r.offs {
+		binary.LittleEndian.PutUint64(r.body[at:], r.next)
+		r.next++
+	}
+	if err := r.d.dispatch(r.body); err != nil {
+		tb.Fatal(err)
+	}
+	ctx := context.Background()
+	for range r.offs {
+		ev, err := r.s.Next(ctx)
+		if err != nil || ev.DataKey == 0 {
+			tb.Fatalf("Next = %+v, %v", ev, err)
+		}
+	}
+}
+
+// TestReceivePathAllocations proves the claim of Subscription's doc: a
+// frame of events costs one allocation (its copy out of the read buffer),
+// whatever the number of events in it.
+func TestReceivePathAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under -race")
+	}
+	for _, n := range []int{1, 256} {
+		r := newReceiveRig(t, n, 1024)
+		r.frame(t) // warm up: buffer slices reach their size
+		if got := testing.AllocsPerRun(100, func() { r.frame(t) }); got > 1 {
+			t.Errorf("%d events per frame: %.1f allocations per frame, want at most 1", n, got)
+		}
+	}
+}
+
+// BenchmarkReceiveEvents measures the client's own receive path per event:
+// no network, no server.
+func BenchmarkReceiveEvents(b *testing.B) {
+	for _, size := range []int{100, 1024} {
+		b.Run(fmt.Sprintf("events=256/size=%dB", size), func(b *testing.B) {
+			r := newReceiveRig(b, 256, size)
+			b.SetBytes(int64(256 * size))
+			b.ReportAllocs()
+			for b.Loop() {
+				r.frame(b)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*256), "ns/event")
+		})
+	}
+}
+
+// TestUndecodableEventEndsSubscription: the events before an undecodable
+// one are delivered; then Next reports a *ProtocolError (again on every
+// later call), the subscription's channel is released, and the connection
+// carries on.
+func TestUndecodableEventEndsSubscription(t *testing.T) {
+	fs := newFakeServer(t)
+	fs.appendRaw("garbled", rawEvent(t, "g0"), rawEvent(t, "g1"), []byte{0xff, 0x01}, rawEvent(t, "g3"))
+	c := dial(t, fs, "garbled")
+	ctx := testCtx(t)
+	s, err := c.Subscribe(ctx, SubscribeOptions{History: true, Live: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	checkSequence(t, collect(t, ctx, s, 2), 0, "g")
+	for range 2 {
+		_, err := s.Next(ctx)
+		var pe *ProtocolError
+		if !errors.As(err, &pe) || !errors.Is(err, ErrProtocol) || !strings.Contains(pe.Reason, "offset 2") {
+			t.Fatalf("Next = %v, want a ProtocolError about offset 2", err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.mu.Lock()
+		st := c.chans[s.num]
+		c.mu.Unlock()
+		if st == nil {
+			break // Closed received: the channel is free
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the subscription's channel was not released")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := c.Append(ctx, ev("after")); err != nil {
+		t.Fatalf("Append after the protocol error: %v", err)
+	}
+}
+
+// TestEventsStayValid: events handed out earlier keep their bytes while
+// later frames arrive and are read (no buffer is reused under them).
+func TestEventsStayValid(t *testing.T) {
+	fs := newFakeServer(t)
+	fs.eventsPerMsg = 2
+	c := dial(t, fs, "valid")
+	ctx := testCtx(t)
+	s, err := c.Subscribe(ctx, SubscribeOptions{Live: true, BufferBytes: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var kept []Event
+	for round := range 20 {
+		for i := range 10 {
+			fs.appendRaw("valid", rawEvent(t, fmt.Sprintf("v%d", round*10+i)))
+		}
+		kept = append(kept, collect(t, ctx, s, 10)...)
+	}
+	checkSequence(t, kept, 0, "v")
+	for _, e := range kept {
+		var d proto.Event
+		if err := d.Decode(e.Raw); err != nil || !bytes.Equal(d.Data, e.Data) {
+			t.Fatalf("event %d: Raw %x no longer matches Data %q", e.Offset, e.Raw, e.Data)
+		}
+	}
+}
