@@ -65,6 +65,7 @@ type benchFlags struct {
 	onDisk    int
 	pprofDir  string
 	clientCPU string
+	maxRSS    int64
 }
 
 type multiFlag []string
@@ -91,6 +92,8 @@ func run(args []string) int {
 	fs.StringVar(&bf.atedbBin, "atedb", "", "atedb binary to run (default: go build ./cmd/atedb)")
 	fs.Var(&bf.serverArg, "server-arg", "extra argument for `atedb solo` (repeatable), e.g. -server-arg=--cpuprofile=/tmp/cpu.out")
 	fs.StringVar(&bf.pprofDir, "pprof", "", "save the server's CPU, heap, allocation, block and mutex profiles of each workload in this directory (builds atedb with a profiling hook through go build -overlay; the source tree is untouched)")
+	var maxRSSMiB int64
+	fs.Int64Var(&maxRSSMiB, "max-server-rss", defaultMaxRSS()>>20, "kill the server (and fail the workload) when its resident memory exceeds this many MiB; 0: no cap")
 	fs.StringVar(&bf.clientCPU, "cpuprofile", "", "write a CPU profile of this process (the client side) to this file")
 	fs.IntVar(&bf.onDisk, "on-disk-chains", 0, "manychains: chains created on disk for the open-on-demand phase (default 100000; smoke 2000)")
 	fs.Usage = func() {
@@ -105,6 +108,11 @@ func run(args []string) int {
 		}
 		return 2
 	}
+	if maxRSSMiB < 0 {
+		fmt.Fprintf(os.Stderr, "-max-server-rss %d out of range\n", maxRSSMiB)
+		return 2
+	}
+	bf.maxRSS = maxRSSMiB << 20
 	if o.Sync != "always" && o.Sync != "interval" {
 		fmt.Fprintf(os.Stderr, "-sync %q: want always or interval\n", o.Sync)
 		return 2
@@ -322,12 +330,18 @@ func runItem(ctx context.Context, o *harness.Options, bf *benchFlags, lim *harne
 	if err != nil {
 		return fail(err)
 	}
-	rc.srv = srv
-	rc.url = "tcp://" + srv.addr
-	env.Server = srv.proc
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	rc.cancel, rc.done = cancel, ctx.Done()
+	rc.setServer(srv)
 	env.Driver = newDriver(rc.url, it.p.WireEncryption, it.p.Window)
 	profDone := rc.startProfiles(ctx, filepath.Base(dir))
 	r := rc.run(ctx)
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		r.Error = cause.Error()
+	} else if err := rc.srv.proc.Alive(); err != nil && !rc.srv.stopped.Load() {
+		r.Error = fmt.Sprintf("server died during the run: %v (%s)", err, r.Error)
+	}
 	if err := profDone(); err != nil && r.Error == "" {
 		r.Note = strings.TrimPrefix(r.Note+"; profiles: "+err.Error(), "; ")
 	}
@@ -350,6 +364,10 @@ type runCtx struct {
 	it  item
 	srv *atedbServer
 	url string // tcp://host:port of the server
+	// cancel ends the run when its server dies unasked; done is closed
+	// when the run ends.
+	cancel context.CancelCauseFunc
+	done   <-chan struct{}
 }
 
 func (rc *runCtx) run(ctx context.Context) harness.Result {

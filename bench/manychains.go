@@ -170,10 +170,15 @@ func (rc *runCtx) replaceServer(ctx context.Context, name, sync string, extra ..
 	return srv, nil
 }
 
+// setServer makes srv the run's server and cancels the run if srv dies
+// unasked (a client request might otherwise wait for it forever).
 func (rc *runCtx) setServer(srv *atedbServer) {
 	rc.srv = srv
 	rc.url = "tcp://" + srv.addr
 	rc.env.Server = srv.proc
+	if rc.cancel != nil {
+		srv.watch(rc.done, rc.bf.maxRSS, func(err error) { rc.cancel(fmt.Errorf("server died during the run: %w", err)) })
+	}
 }
 
 type phaseResult struct {

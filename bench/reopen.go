@@ -105,9 +105,7 @@ func (rc *runCtx) restart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rc.srv = srv
-	rc.url = "tcp://" + srv.addr
-	rc.env.Server = srv.proc
+	rc.setServer(srv)
 	return nil
 }
 
@@ -209,8 +207,7 @@ func appendUntilKilled(ctx context.Context, rc *runCtx, key string, p harness.Pa
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	rc.srv.proc.Kill()
-	rc.srv.stopped = true
+	rc.srv.kill()
 	wg.Wait()
 	if confirmed.Load() == 0 {
 		return nil, errors.New("no append was confirmed before the kill")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/atedb/atedb/bench/internal/harness"
@@ -104,7 +106,7 @@ type atedbServer struct {
 	pprofAddr string // host:port of the pprof endpoint, if any
 	// startedIn is the time from exec to accepting connections.
 	startedIn time.Duration
-	stopped   bool
+	stopped   atomic.Bool // set before a deliberate stop or kill
 }
 
 // args returns the command line of cfg on port.
@@ -161,11 +163,61 @@ func (s *atedbServer) restart(ctx context.Context) (*atedbServer, error) {
 // stop shuts the server down gracefully (SIGTERM); later calls do nothing.
 // It reports a server that exited with an error, or before it was asked to.
 func (s *atedbServer) stop() error {
-	if s.stopped {
+	if s.stopped.Swap(true) {
 		return nil
 	}
-	s.stopped = true
 	return s.proc.Stop(30 * time.Second)
+}
+
+// kill kills the server with SIGKILL (kill -9) and waits until it is gone.
+func (s *atedbServer) kill() {
+	s.stopped.Store(true)
+	s.proc.Kill()
+}
+
+// ErrServerRSS reports a server killed for using more memory than -max-server-rss.
+var ErrServerRSS = errors.New("server memory above the cap")
+
+// watch calls died with the reason if the server exits without stop or
+// kill, or if its resident memory exceeds maxRSS bytes (it is then killed,
+// so that a benchmark never pushes a shared machine into its OOM killer),
+// until done is closed.
+func (s *atedbServer) watch(done <-chan struct{}, maxRSS int64, died func(error)) {
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.proc.Done():
+				if !s.stopped.Load() {
+					died(s.proc.Alive())
+				}
+				return
+			case <-t.C:
+				if rss, err := s.proc.RSS(); err == nil && maxRSS > 0 && rss > maxRSS {
+					s.kill()
+					died(fmt.Errorf("%w: resident %d MiB > %d MiB (-max-server-rss); killed", ErrServerRSS, rss>>20, maxRSS>>20))
+					return
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+}
+
+// defaultMaxRSS is a third of the machine's memory, at most 8 GiB.
+func defaultMaxRSS() int64 {
+	const cap = 8 << 30
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return cap
+	}
+	var kb int64
+	if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err != nil || kb <= 0 {
+		return cap
+	}
+	return min(cap, kb<<10/3)
 }
 
 // fetchProfile saves the server's named pprof profile (with query q, e.g.
