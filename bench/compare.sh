@@ -8,6 +8,7 @@
 # Usage: bench/compare.sh [flags common to both, e.g. -smoke or -duration 5s]
 # Environment:
 #   RUNS  rounds (default 3)
+#   ATEDB_ARGS  extra arguments for the atedb side only (e.g. "-except manychains")
 #   OUT   directory for binaries, JSON lines and the comparison (default: a new temp dir)
 #
 # NATS with sync_interval: always skips replay: filling 1,000,000 events at
@@ -28,7 +29,8 @@ go build -o "$out/bin/atedb" ./cmd/atedb
 status=0
 for i in $(seq "$runs"); do
   echo "== round $i of $runs: atedb"
-  "$out/bin/bench" all -atedb "$out/bin/atedb" -json "$out/atedb.jsonl" "$@" || status=1
+  # shellcheck disable=SC2086
+  "$out/bin/bench" all -atedb "$out/bin/atedb" -json "$out/atedb.jsonl" ${ATEDB_ARGS:-} "$@" || status=1
   echo "== round $i of $runs: NATS JetStream, sync_interval: always"
   "$out/bin/natsbench" sync1 closed64 pipelined64 fanout -sync always -json "$out/nats.jsonl" "$@" || status=1
   echo "== round $i of $runs: NATS JetStream, default sync"

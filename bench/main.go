@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -66,6 +67,7 @@ type benchFlags struct {
 	pprofDir  string
 	clientCPU string
 	maxRSS    int64
+	except    string
 }
 
 type multiFlag []string
@@ -92,6 +94,7 @@ func run(args []string) int {
 	fs.StringVar(&bf.atedbBin, "atedb", "", "atedb binary to run (default: go build ./cmd/atedb)")
 	fs.Var(&bf.serverArg, "server-arg", "extra argument for `atedb solo` (repeatable), e.g. -server-arg=--cpuprofile=/tmp/cpu.out")
 	fs.StringVar(&bf.pprofDir, "pprof", "", "save the server's CPU, heap, allocation, block and mutex profiles of each workload in this directory (builds atedb with a profiling hook through go build -overlay; the source tree is untouched)")
+	fs.StringVar(&bf.except, "except", "", "comma-separated workloads that all leaves out, e.g. -except manychains")
 	var maxRSSMiB int64
 	fs.Int64Var(&maxRSSMiB, "max-server-rss", defaultMaxRSS()>>20, "kill the server (and fail the workload) when its resident memory exceeds this many MiB; 0: no cap")
 	fs.StringVar(&bf.clientCPU, "cpuprofile", "", "write a CPU profile of this process (the client side) to this file")
@@ -190,6 +193,17 @@ func plan(o *harness.Options, bf *benchFlags, names []string) ([]item, error) {
 		items = append(items, item{name, p})
 		return nil
 	}
+	skip := make(map[string]bool)
+	for _, n := range strings.Split(bf.except, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			if _, ok := harness.Defaults[n]; !ok {
+				if _, ok := atedbDefaults[n]; !ok {
+					return nil, fmt.Errorf("-except: unknown workload %q", n)
+				}
+			}
+			skip[n] = true
+		}
+	}
 	for _, n := range names {
 		switch n {
 		case "limits":
@@ -204,18 +218,20 @@ func plan(o *harness.Options, bf *benchFlags, names []string) ([]item, error) {
 			if o.IsSet("wire-encryption") {
 				return nil, fmt.Errorf("all runs every workload plain and with -wire-encryption 128; name the workloads to choose another size")
 			}
-			for _, g := range genericNames {
-				if err := add(g, 0, true); err != nil {
-					return nil, err
-				}
-			}
-			for _, g := range genericNames {
-				if err := add(g, 128, true); err != nil {
-					return nil, err
+			var all []item
+			for _, enc := range []int{0, 128} {
+				for _, g := range genericNames {
+					all = append(all, item{g, harness.Params{WireEncryption: enc}})
 				}
 			}
 			for _, g := range []string{"handshake", "manychains", "reopen"} {
-				if err := add(g, 0, true); err != nil {
+				all = append(all, item{name: g})
+			}
+			for _, a := range all {
+				if skip[a.name] {
+					continue
+				}
+				if err := add(a.name, a.p.WireEncryption, true); err != nil {
 					return nil, err
 				}
 			}
@@ -227,6 +243,9 @@ func plan(o *harness.Options, bf *benchFlags, names []string) ([]item, error) {
 	}
 	if bf.pprofDir != "" && (o.URL != "" || bf.atedbBin != "") {
 		return nil, fmt.Errorf("-pprof builds its own atedb: it cannot be combined with -url or -atedb")
+	}
+	if len(skip) > 0 && !slices.Contains(names, "all") {
+		return nil, fmt.Errorf("-except applies to all only")
 	}
 	if bf.onDisk < 0 {
 		return nil, fmt.Errorf("-on-disk-chains %d out of range", bf.onDisk)
