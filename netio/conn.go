@@ -54,6 +54,11 @@ type conn struct {
 	// Owned by the reader goroutine.
 	channels map[uint32]*channel
 
+	// Channels being closed: Close was received, Closed not yet sent.
+	closeMu sync.Mutex
+	closing map[uint32]struct{}
+	closers sync.WaitGroup // their goroutines
+
 	// Outgoing path.
 	slots     chan struct{} // reply slots, MaxPending
 	outMu     sync.Mutex
@@ -107,6 +112,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		ctx:       ctx,
 		cancel:    cancel,
 		channels:  make(map[uint32]*channel),
+		closing:   make(map[uint32]struct{}),
 		slots:     make(chan struct{}, s.cfg.MaxPending),
 		wake:      make(chan struct{}, 1),
 		subFrames: make(chan *frame),
@@ -321,10 +327,12 @@ func (c *conn) finish(err error) {
 		c.log.Info("closing connection", "code", fe.code.String(), "reason", fe.reason)
 		c.stopSubscriptions()
 		c.inflight.Wait()
+		c.closers.Wait()
 		c.forceReply(&proto.Fatal{Code: fe.code, Reason: fe.reason})
 	case c.stopping.Load():
 		c.stopSubscriptions()
 		c.inflight.Wait()
+		c.closers.Wait()
 		c.forceReply(&proto.Fatal{Code: proto.CodeShuttingDown, Reason: "the server is shutting down"})
 	case err != nil:
 		c.log.Debug("connection ended", "err", err)
@@ -339,6 +347,7 @@ func (c *conn) finish(err error) {
 func (c *conn) teardown() {
 	c.stopSubscriptions()
 	c.inflight.Wait()
+	c.closers.Wait() // their Closed replies are flushed below
 	select {
 	case <-c.writerEnd:
 	default:

@@ -65,6 +65,16 @@
 // that exactly repeats stored events is confirmed with their original
 // offsets.
 //
+// # Channels
+//
+// Open binds a channel to a chain (acquired from the registry, opened on
+// demand); Close ends the channel's subscription at once and answers
+// Closed from a goroutine of its own once the channel's appends are
+// answered and its chain released, so a Close never makes the reader wait
+// for an fsync: requests on other channels are answered meanwhile, those
+// on the closing channel get CodeUnknownChannel and an Open of its number
+// CodeChannelInUse until Closed is sent.
+//
 // # Locks
 //
 // Lock and Unlock are per (chain, object key) and owned by the connection:

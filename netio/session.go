@@ -153,7 +153,12 @@ func (c *conn) open(m proto.Open) {
 		c.replyError(m.Channel, proto.TypeOpen, proto.CodeChannelInUse, "channel %d is already open", m.Channel)
 		return
 	}
-	if len(c.channels) >= c.s.cfg.MaxChannels {
+	closing := c.closingCount(m.Channel)
+	if closing < 0 {
+		c.replyError(m.Channel, proto.TypeOpen, proto.CodeChannelInUse, "channel %d is closing; reuse it once Closed is received", m.Channel)
+		return
+	}
+	if len(c.channels)+closing >= c.s.cfg.MaxChannels {
 		c.replyError(m.Channel, proto.TypeOpen, proto.CodeTooManyChannels, "at most %d channels per connection", c.s.cfg.MaxChannels)
 		return
 	}
@@ -174,6 +179,12 @@ func (c *conn) open(m proto.Open) {
 	c.reply(&proto.Opened{Channel: m.Channel})
 }
 
+// closeChannel closes channel id without waiting: the channel leaves the
+// reader's table at once (later requests on it get CodeUnknownChannel, an
+// Open of its number CodeChannelInUse), and a goroutine waits for its
+// subscription to stop and its appends to be answered, releases the
+// chain and answers Closed. So a Close never holds up the requests of
+// other channels behind an fsync.
 func (c *conn) closeChannel(id uint32) {
 	ch, ok := c.channels[id]
 	if !ok {
@@ -183,11 +194,42 @@ func (c *conn) closeChannel(id uint32) {
 	if !c.acquireSlot() {
 		return
 	}
-	c.stopSubscription(ch)
-	ch.inflight.Wait() // their replies go out before Closed
 	delete(c.channels, id)
-	ch.h.Release()
-	c.reply(&proto.Closed{Channel: id})
+	c.closeMu.Lock()
+	c.closing[id] = struct{}{}
+	c.closeMu.Unlock()
+	if ch.sub != nil {
+		ch.sub.cancel()
+	}
+	c.closers.Go(func() {
+		defer func() {
+			if p := recover(); p != nil {
+				c.s.stats.panics.Add(1)
+				c.log.Error("channel close panicked; closing the connection", "panic", p, "stack", string(debug.Stack()))
+				c.kill()
+			}
+		}()
+		if ch.sub != nil {
+			<-ch.sub.done
+		}
+		ch.inflight.Wait() // their replies go out before Closed
+		ch.h.Release()
+		c.closeMu.Lock()
+		delete(c.closing, id) // free before the client can see Closed
+		c.closeMu.Unlock()
+		c.reply(&proto.Closed{Channel: id})
+	})
+}
+
+// closingCount returns -1 if channel id is closing, and otherwise how
+// many channels are.
+func (c *conn) closingCount(id uint32) int {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	if _, ok := c.closing[id]; ok {
+		return -1
+	}
+	return len(c.closing)
 }
 
 // channelFor returns the open channel id, or nil.

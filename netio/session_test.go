@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -306,4 +307,64 @@ func TestPanicClosesOnlyItsConnection(t *testing.T) {
 	if m := expect[*proto.Confirmed](other.appendCheck(0, 1, testEvents("fine", 1))); len(m.Offsets) != 1 {
 		t.Fatalf("other connection: %+v", m)
 	}
+}
+
+// TestCloseDoesNotStallOtherChannels: closing a channel whose appends are
+// still in flight (the log holds them) answers the requests of other
+// channels at once; the channel's number stays taken until Closed, which
+// comes after the channel's last reply.
+func TestCloseDoesNotStallOtherChannels(t *testing.T) {
+	// The log of "close/slow" holds its appends until released.
+	held := memlog.New(memlog.Options{Hold: true})
+	t.Cleanup(func() { held.Release(-1) })
+	logs := &logStore{}
+	open := func(dir string) (chain.Log, error) {
+		if strings.Contains(dir, "slow") {
+			return held, nil
+		}
+		return logs.open(dir)
+	}
+	ts := startServer(t, Config{}, chain.Config{Open: open}, storeOpts{})
+	c := dial(t, ts.addrs["v4"], "", kex.KeySizeNone)
+	c.send(&proto.Open{Channel: 1, ChainKey: "close/slow"})
+	expect[*proto.Opened](c)
+	c.send(&proto.Open{Channel: 2, ChainKey: "close/other"})
+	expect[*proto.Opened](c)
+	c.send(&proto.Subscribe{Channel: 1, Live: true})
+	expect[*proto.StartOfHistory](c)
+	expect[*proto.EndOfHistory](c)
+	c.send(&proto.Append{Channel: 1, CommitID: 1, Events: testEvents("held", 2)})
+	c.send(&proto.Close{Channel: 1})
+	// Requests behind the Close, on other channels and on the closing one,
+	// are answered while the append is held.
+	c.send(&proto.Ping{ID: 7})
+	c.send(&proto.Lock{Channel: 2, ID: 8, Key: 3})
+	c.send(&proto.Append{Channel: 1, CommitID: 9, Events: testEvents("late", 1)})
+	c.send(&proto.Open{Channel: 1, ChainKey: "close/again"})
+	if m := expect[*proto.Pong](c); m.ID != 7 {
+		t.Fatalf("Pong %+v", m)
+	}
+	if m := expect[*proto.LockResult](c); m.ID != 8 || m.Code != proto.CodeOK {
+		t.Fatalf("LockResult %+v", m)
+	}
+	if m := expect[*proto.CommitError](c); m.CommitID != 9 || m.Code != proto.CodeUnknownChannel {
+		t.Fatalf("append on the closing channel: %+v", m)
+	}
+	if m := expect[*proto.Error](c); m.Channel != 1 || m.Request != proto.TypeOpen || m.Code != proto.CodeChannelInUse {
+		t.Fatalf("Open of the closing channel: %+v", m)
+	}
+	if m, err := c.tryRecv(100 * time.Millisecond); err == nil {
+		t.Fatalf("received %s %+v while the append is held", m.Type(), m)
+	}
+	held.Release(-1)
+	if m := expect[*proto.Confirmed](c); m.CommitID != 1 || len(m.Offsets) != 2 {
+		t.Fatalf("held append: %+v", m)
+	}
+	if m := expect[*proto.Closed](c); m.Channel != 1 {
+		t.Fatalf("Closed %+v", m)
+	}
+	// The number is free again; the other channel was never disturbed.
+	c.send(&proto.Open{Channel: 1, ChainKey: "close/again"})
+	expect[*proto.Opened](c)
+	expect[*proto.Confirmed](c.appendCheck(2, 10, testEvents("other", 1)))
 }
