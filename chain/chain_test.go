@@ -151,6 +151,51 @@ func TestRegistryRefusesSymlinkOutside(t *testing.T) {
 	h.Release()
 }
 
+func TestRegistryAcquireExisting(t *testing.T) {
+	store := &memStore{}
+	root := t.TempDir()
+	r := newTestRegistry(t, chain.Config{Root: root, Open: store.open, IdleGrace: time.Millisecond})
+	ctx := context.Background()
+	// Neither open nor stored: refused, and nothing is created, not even
+	// the directory of a parent segment.
+	for _, k := range []string{"missing/db", "a"} {
+		if _, err := r.AcquireExisting(ctx, mustKey(t, k), &chain.Owner{}); !errors.Is(err, chain.ErrNotFound) {
+			t.Fatalf("AcquireExisting(%s) = %v, want ErrNotFound", k, err)
+		}
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 0 || store.opens != 0 {
+		t.Fatalf("AcquireExisting created %v (opens %d)", entries, store.opens)
+	}
+	// A key whose parent is a chain is not a chain itself.
+	h := acquire(t, r, "a/b", &chain.Owner{})
+	if _, err := r.AcquireExisting(ctx, mustKey(t, "a"), &chain.Owner{}); !errors.Is(err, chain.ErrNotFound) {
+		t.Fatalf("AcquireExisting of a parent segment = %v, want ErrNotFound", err)
+	}
+	// Open: shared with the open chain.
+	h2, err := r.AcquireExisting(ctx, mustKey(t, "a/b"), &chain.Owner{})
+	if err != nil || h2.Chain != h.Chain {
+		t.Fatalf("AcquireExisting of an open chain = %v", err)
+	}
+	h.Release()
+	h2.Release()
+	// Closed after its idle grace, but stored: opened again.
+	deadline := time.Now().Add(5 * time.Second)
+	for r.Stats().Open != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("idle chain not closed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	h3, err := r.AcquireExisting(ctx, mustKey(t, "a/b"), &chain.Owner{})
+	if err != nil {
+		t.Fatalf("AcquireExisting of a stored chain = %v", err)
+	}
+	h3.Release()
+	if store.opens != 2 {
+		t.Fatalf("opens = %d, want 2", store.opens)
+	}
+}
+
 func TestRegistryOpenError(t *testing.T) {
 	fail := true
 	store := &memStore{}

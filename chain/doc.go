@@ -14,6 +14,9 @@
 // neither another key nor the log's files can collide with it, and a
 // person finds the log of a key by its name. Directories are created
 // through an os.Root and refused if a symbolic link would alias them.
+// [Registry.Acquire] creates a chain on first use; read-only users call
+// [Registry.AcquireExisting], which creates nothing and refuses a chain
+// that does not exist with [ErrNotFound].
 //
 // # Write path
 //

@@ -13,6 +13,9 @@ var (
 	// ErrNotLockOwner is returned by [Chain.Unlock] for a key that another
 	// connection holds.
 	ErrNotLockOwner = errors.New("chain: key is locked by another connection")
+	// ErrNotFound is matched by the error of [Registry.AcquireExisting]
+	// for a chain that does not exist.
+	ErrNotFound = errors.New("chain: no such chain")
 	// ErrBeyondHead is returned by [Chain.Subscribe] for a start offset
 	// past the chain's head; it is wrapped in a *BeyondHeadError.
 	ErrBeyondHead = errors.New("chain: start offset beyond head")

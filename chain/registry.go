@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -183,6 +184,38 @@ func (r *Registry) Acquire(ctx context.Context, key Key, o *Owner) (*Handle, err
 		e.c.addUser(o)
 		return &Handle{Chain: e.c, r: r, e: e, owner: o}, nil
 	}
+}
+
+// AcquireExisting is [Registry.Acquire] for a chain that must already
+// exist: open, or stored under the logs path (its log directory exists).
+// For any other key it creates nothing and returns an error matching
+// [ErrNotFound]. Other errors are those of Acquire, and of the check
+// (for example a permission error).
+func (r *Registry) AcquireExisting(ctx context.Context, key Key, o *Owner) (*Handle, error) {
+	if key.IsZero() {
+		return nil, &KeyError{Reason: "empty key"}
+	}
+	open := func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		_, ok := r.m[key]
+		return ok || r.closed // a closed registry: Acquire says so
+	}
+	if !open() {
+		rel, err := filepath.Rel(r.root, key.Dir(r.root))
+		if err != nil {
+			return nil, fmt.Errorf("chain %s: %w", key, err)
+		}
+		if _, err := r.fsroot.Stat(rel); err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("chain %s: look for its log: %w", key, err)
+			}
+			if !open() { // nor opened meanwhile by someone else
+				return nil, fmt.Errorf("%w: %s", ErrNotFound, key)
+			}
+		}
+	}
+	return r.Acquire(ctx, key, o)
 }
 
 // open opens e's chain in its own goroutine, so that no caller's context

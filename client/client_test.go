@@ -1020,3 +1020,34 @@ func TestFatalShuttingDownReconnects(t *testing.T) {
 		t.Fatalf("no reconnection after a shutting-down Fatal")
 	}
 }
+
+// TestExistingChainsOnly: with WithExistingChainsOnly, a chain the server
+// does not have fails Dial (at once, no retry) and OpenChain with
+// CodeNoSuchChain, and the server creates nothing; existing chains open.
+func TestExistingChainsOnly(t *testing.T) {
+	fs := newFakeServer(t)
+	ctx := testCtx(t)
+	_, err := Dial(ctx, fs.url("ro/missing"), WithExistingChainsOnly(true))
+	var se *ServerError
+	if !errors.As(err, &se) || se.Code != proto.CodeNoSuchChain || !errors.Is(err, &proto.CodeError{Code: proto.CodeNoSuchChain}) {
+		t.Fatalf("Dial of a missing chain = %v, want a ServerError no such chain", err)
+	}
+	if fs.exists("ro/missing") || fs.helloCount() != 1 {
+		t.Fatalf("the chain was created (%v) or the dial retried (%d hellos)", fs.exists("ro/missing"), fs.helloCount())
+	}
+	fs.appendRaw("ro/present", rawEvent(t, "p0"))
+	c, err := Dial(ctx, fs.url("ro/present"), WithExistingChainsOnly(true))
+	if err != nil {
+		t.Fatalf("Dial of an existing chain: %v", err)
+	}
+	defer c.Close()
+	if _, err := c.OpenChain(ctx, "ro/other"); !errors.As(err, &se) || se.Code != proto.CodeNoSuchChain {
+		t.Fatalf("OpenChain of a missing chain = %v, want no such chain", err)
+	}
+	s, err := c.Subscribe(ctx, SubscribeOptions{History: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	checkSequence(t, collect(t, ctx, s, 1), 0, "p")
+}

@@ -81,6 +81,9 @@ func (cn *conn) handshake() error {
 	if o.pin != "" {
 		hello.Features |= proto.FeatureServerIdentity
 	}
+	if o.existingOnly {
+		hello.Features |= proto.FeatureExistingOnly
+	}
 	helloBody, err := hello.AppendBinary(nil)
 	if err != nil {
 		return fmt.Errorf("client: encode hello: %w", err)

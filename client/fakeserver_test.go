@@ -150,6 +150,14 @@ func (fs *fakeServer) chain(key string) *fakeChain {
 	return ch
 }
 
+// exists reports whether the chain key has been used.
+func (fs *fakeServer) exists(key string) bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	_, ok := fs.chains[key]
+	return ok
+}
+
 // stored returns a copy of a chain's events.
 func (fs *fakeServer) stored(key string) []fakeStored {
 	ch := fs.chain(key)
@@ -195,7 +203,9 @@ type fakeConn struct {
 	wmu   sync.Mutex
 	fc    proto.FrameConn
 	chans map[uint32]*fakeChan // reader goroutine only
-	subWG sync.WaitGroup
+	// existingOnly: the hello asked for proto.FeatureExistingOnly.
+	existingOnly bool
+	subWG        sync.WaitGroup
 }
 
 func (c *fakeConn) send(m proto.Message) error {
@@ -266,8 +276,12 @@ func (c *fakeConn) serve() {
 		}
 	}
 	size := kex.Negotiate(kex.KeySize(hello.KeySize), fs.floor)
+	if hello.Features&proto.FeatureExistingOnly != 0 {
+		ack.Features |= proto.FeatureExistingOnly
+		c.existingOnly = true
+	}
 	if hello.Features&proto.FeatureServerIdentity != 0 && fs.identity != nil {
-		ack.Features = proto.FeatureServerIdentity
+		ack.Features |= proto.FeatureServerIdentity
 		size = max(size, kex.KeySize128)
 	}
 	ack.KeySize = proto.KeySize(size)
@@ -333,6 +347,9 @@ func (c *fakeConn) open(num uint32, key string) bool {
 	}
 	if _, ok := c.chans[num]; ok {
 		return c.send(&proto.Error{Channel: num, Request: proto.TypeOpen, Code: proto.CodeChannelInUse, Reason: "in use"}) == nil
+	}
+	if c.existingOnly && !c.fs.exists(key) {
+		return c.send(&proto.Error{Channel: num, Request: proto.TypeOpen, Code: proto.CodeNoSuchChain, Reason: "chain: no such chain: " + key}) == nil
 	}
 	c.chans[num] = &fakeChan{key: key}
 	return c.send(&proto.Opened{Channel: num}) == nil

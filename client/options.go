@@ -16,6 +16,7 @@ type Option func(*options)
 type options struct {
 	keySize          kex.KeySize
 	pin              string
+	existingOnly     bool
 	reconnect        bool
 	reconnectLimit   time.Duration
 	backoffMin       time.Duration
@@ -68,6 +69,16 @@ func WithWireEncryption(size kex.KeySize) Option {
 // digits, as printed by the server). It implies wire encryption.
 func WithPinnedFingerprint(fp string) Option {
 	return func(o *options) { o.pin = fp }
+}
+
+// WithExistingChainsOnly makes the client open only chains that already
+// exist: [Dial] and [Client.OpenChain] of a chain the server does not
+// have fail with a *[ServerError] of code proto.CodeNoSuchChain, and the
+// server creates nothing (it creates a chain on first use otherwise). For
+// read-only tools. A server that does not know the feature (it does not
+// grant proto.FeatureExistingOnly) opens chains as usual.
+func WithExistingChainsOnly(on bool) Option {
+	return func(o *options) { o.existingOnly = on }
 }
 
 // WithReconnect turns automatic reconnection on (the default) or off.

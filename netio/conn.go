@@ -51,6 +51,10 @@ type conn struct {
 	stopping atomic.Bool // Shutdown asked for a graceful end
 	killed   atomic.Bool
 
+	// existingOnly: the client asked (proto.FeatureExistingOnly) that its
+	// channels open only chains that exist. Set by the handshake.
+	existingOnly bool
+
 	// Owned by the reader goroutine.
 	channels map[uint32]*channel
 
@@ -229,6 +233,10 @@ func (c *conn) handshake() (*chain.Key, error) {
 			size128 = kex.KeySize128 // the identity is proven inside the key exchange
 		}
 		features |= proto.FeatureServerIdentity
+	}
+	if hello.Features&proto.FeatureExistingOnly != 0 {
+		features |= proto.FeatureExistingOnly
+		c.existingOnly = true
 	}
 	if _, err := rand.Read(c.nonce[:]); err != nil {
 		return refuse(proto.CodeInternal, "no randomness for the conversation nonce")

@@ -68,7 +68,9 @@
 // # Channels
 //
 // Open binds a channel to a chain (acquired from the registry, opened on
-// demand); Close ends the channel's subscription at once and answers
+// demand, created if new unless the client's Hello asked for
+// proto.FeatureExistingOnly: then a chain that does not exist is refused
+// with CodeNoSuchChain and nothing is created); Close ends the channel's subscription at once and answers
 // Closed from a goroutine of its own once the channel's appends are
 // answered and its chain released, so a Close never makes the reader wait
 // for an fsync: requests on other channels are answered meanwhile, those

@@ -162,9 +162,13 @@ func dial(t testing.TB, addr, chainKey string, size kex.KeySize) *tclient {
 }
 
 func tryDial(t testing.TB, addr, chainKey string, size kex.KeySize) (*tclient, error) {
+	return tryDialHello(t, addr, proto.Hello{Version: proto.ProtocolVersion, KeySize: proto.KeySize(size), Route: Route, ChainKey: chainKey})
+}
+
+// tryDialHello is tryDial with a hello of the test's choosing.
+func tryDialHello(t testing.TB, addr string, hello proto.Hello) (*tclient, error) {
 	nc := dialRaw(t, addr)
 	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-	hello := proto.Hello{Version: proto.ProtocolVersion, KeySize: proto.KeySize(size), Route: Route, ChainKey: chainKey}
 	helloBody, err := hello.AppendBinary(nil)
 	if err != nil {
 		return nil, err

@@ -117,6 +117,9 @@ func (c *conn) replyError(ch uint32, req proto.MsgType, code proto.ErrorCode, fo
 func (c *conn) acquire(key chain.Key) (*chain.Handle, error) {
 	ctx, cancel := context.WithTimeout(c.ctx, openTimeout)
 	defer cancel()
+	if c.existingOnly {
+		return c.s.cfg.Registry.AcquireExisting(ctx, key, &c.owner)
+	}
 	return c.s.cfg.Registry.Acquire(ctx, key, &c.owner)
 }
 
@@ -125,6 +128,8 @@ func openCode(err error) proto.ErrorCode {
 	switch {
 	case errors.As(err, &ke):
 		return proto.CodeInvalidChainKey
+	case errors.Is(err, chain.ErrNotFound):
+		return proto.CodeNoSuchChain
 	case errors.Is(err, chain.ErrClosed):
 		return proto.CodeShuttingDown
 	case errors.Is(err, context.DeadlineExceeded):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -367,4 +368,43 @@ func TestCloseDoesNotStallOtherChannels(t *testing.T) {
 	c.send(&proto.Open{Channel: 1, ChainKey: "close/again"})
 	expect[*proto.Opened](c)
 	expect[*proto.Confirmed](c.appendCheck(2, 10, testEvents("other", 1)))
+}
+
+// TestExistingOnly: a connection whose Hello asks for
+// proto.FeatureExistingOnly (a read-only client) creates no chain: channel
+// 0 and Opens of chains that do not exist are refused with
+// CodeNoSuchChain and leave nothing on disk; existing chains open as
+// usual. Without the feature, chains are created on first use.
+func TestExistingOnly(t *testing.T) {
+	root := t.TempDir()
+	ts := startServer(t, Config{}, chain.Config{Root: root}, storeOpts{})
+	hello := proto.Hello{Version: proto.ProtocolVersion, Route: Route, ChainKey: "ro/missing", Features: proto.FeatureExistingOnly}
+	c, err := tryDialHello(t, ts.addrs["v4"], hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ack.Features&proto.FeatureExistingOnly == 0 {
+		t.Fatalf("HelloAck features %b: existing-only not granted", c.ack.Features)
+	}
+	if e := expect[*proto.Error](c); e.Channel != 0 || e.Request != proto.TypeOpen || e.Code != proto.CodeNoSuchChain || !contains(e.Reason, "ro/missing") {
+		t.Fatalf("channel 0 of a missing chain: %+v", e)
+	}
+	c.send(&proto.Open{Channel: 1, ChainKey: "ro/other"})
+	if e := expect[*proto.Error](c); e.Channel != 1 || e.Code != proto.CodeNoSuchChain {
+		t.Fatalf("Open of a missing chain: %+v", e)
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 0 {
+		t.Fatalf("a read-only connection created %v under the logs path", entries)
+	}
+	// Another connection creates a chain by writing to it; the read-only
+	// one can then open it.
+	w := dial(t, ts.addrs["v4"], "ro/present", kex.KeySizeNone)
+	expect[*proto.Opened](w)
+	expect[*proto.Confirmed](w.appendCheck(0, 1, testEvents("x", 1)))
+	c.send(&proto.Open{Channel: 2, ChainKey: "ro/present"})
+	expect[*proto.Opened](c)
+	c.send(&proto.Subscribe{Channel: 2, History: true})
+	if s := expect[*proto.StartOfHistory](c); s.Count != 1 {
+		t.Fatalf("StartOfHistory %+v", s)
+	}
 }

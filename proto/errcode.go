@@ -37,8 +37,9 @@ const (
 	CodeLagging            ErrorCode = 23 // a subscriber fell too far behind and was dropped
 	CodeHandshakeFailed    ErrorCode = 24 // key exchange or server identity check failed
 	CodeAborted            ErrorCode = 25 // an earlier Append of the channel failed; see Append.Restart
+	CodeNoSuchChain        ErrorCode = 26 // the chain does not exist and the connection asked not to create chains
 
-	numCodes = 26
+	numCodes = 27
 )
 
 var codeNames = [numCodes]string{
@@ -68,6 +69,7 @@ var codeNames = [numCodes]string{
 	CodeLagging:            "subscriber lagging",
 	CodeHandshakeFailed:    "handshake failed",
 	CodeAborted:            "aborted",
+	CodeNoSuchChain:        "no such chain",
 }
 
 // AllErrorCodes returns every defined code in ascending order.

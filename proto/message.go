@@ -264,6 +264,12 @@ const (
 	// prove its long-term identity key during the handshake (pinning); in a
 	// HelloAck, the server will.
 	FeatureServerIdentity Features = 1 << 0
+	// FeatureExistingOnly: in a Hello, the client asks that the connection
+	// open only chains that already exist: channel 0 and every Open refuse
+	// a chain that does not exist with [CodeNoSuchChain] instead of
+	// creating it (a read-only client creates nothing); in a HelloAck, the
+	// server will.
+	FeatureExistingOnly Features = 1 << 1
 )
 
 // KeySize is a wire-encryption key size in bits: 0 (none), 128, 192, 256.

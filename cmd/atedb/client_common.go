@@ -22,8 +22,9 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.pin, "server-fingerprint", "", "refuse a server that does not prove this identity (\"sha256:...\", as the server prints it)")
 }
 
-// dial connects a client command to url with the global and client flags.
-func (f *clientFlags) dial(ctx context.Context, root *rootConfig, url string) (*client.Client, error) {
+// dial connects a client command to url with the global and client flags,
+// then the extra options.
+func (f *clientFlags) dial(ctx context.Context, root *rootConfig, url string, extra ...client.Option) (*client.Client, error) {
 	opts := []client.Option{
 		client.WithWireEncryption(root.WireEncryption),
 		client.WithHandshakeTimeout(f.connect),
@@ -37,5 +38,5 @@ func (f *clientFlags) dial(ctx context.Context, root *rootConfig, url string) (*
 	if f.pin != "" {
 		opts = append(opts, client.WithPinnedFingerprint(f.pin))
 	}
-	return client.Dial(ctx, url, opts...)
+	return client.Dial(ctx, url, append(opts, extra...)...)
 }

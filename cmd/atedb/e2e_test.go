@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -328,7 +329,8 @@ func TestE2EDualStack(t *testing.T) {
 // TestE2ERefusedRequests: client commands exit non-zero and print the
 // server's reason when a request is refused.
 func TestE2ERefusedRequests(t *testing.T) {
-	srv := startSolo(t, "127.0.0.1", 0, t.TempDir())
+	dir := t.TempDir()
+	srv := startSolo(t, "127.0.0.1", 0, dir)
 	for _, tc := range []struct {
 		name   string
 		stdin  string
@@ -340,8 +342,12 @@ func TestE2ERefusedRequests(t *testing.T) {
 			[]string{"invalid chain key", ".hidden"}},
 		{"tail a path traversal", "", []string{"tail", srv.url("../etc")}, 1,
 			[]string{"invalid chain key", ".."}},
-		{"tail beyond the head", "", []string{"tail", "--from", "7", srv.url("empty")}, 1,
+		{"tail beyond the head", "", []string{"tail", "--from", "7", srv.url("short")}, 1,
 			[]string{"--from 7", "beyond"}},
+		{"tail a chain that does not exist", "", []string{"tail", srv.url("no/such/chain")}, 1,
+			[]string{`chain "no/such/chain" does not exist`, "creates nothing"}},
+		{"tail --follow a chain that does not exist", "", []string{"tail", "--follow", srv.url("no/such/chain")}, 1,
+			[]string{`chain "no/such/chain" does not exist`}},
 		{"bad url", "", []string{"tail", "http://127.0.0.1/db/x"}, 2,
 			[]string{"unsupported scheme"}},
 		{"no url", "", []string{"append"}, 2,
@@ -349,6 +355,11 @@ func TestE2ERefusedRequests(t *testing.T) {
 		{"line too long", strings.Repeat("y", 100) + "\n", []string{"append", "--batch-bytes", "10", srv.url("long")}, 1,
 			[]string{"longer than 10 bytes"}},
 	} {
+		if tc.name == "tail beyond the head" {
+			if r := cli(t, "one\n", "append", srv.url("short")); r.code != 0 {
+				t.Fatalf("append: %d %s", r.code, r.stderr)
+			}
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			r := cli(t, tc.stdin, tc.args...)
 			if r.code != tc.code {
@@ -360,6 +371,10 @@ func TestE2ERefusedRequests(t *testing.T) {
 				}
 			}
 		})
+	}
+	// The tails created nothing on the server.
+	if _, err := os.Stat(filepath.Join(dir, "no")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a tail of a missing chain left %s/no behind: %v", dir, err)
 	}
 	// Nothing listens: a clear network error, exit 1.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -42,7 +42,8 @@ func tailCommand(root *rootConfig) *ffcli.Command {
 			"invalid UTF-8 in it, or a leading double quote) is printed as a quoted Go string.\n" +
 			"Without --follow it exits after the events stored when it started; with --follow it\n" +
 			"then prints new events as they are confirmed, resuming after a lost connection\n" +
-			"without gaps or repeats, until interrupted.",
+			"without gaps or repeats, until interrupted. A tail creates nothing: a chain that\n" +
+			"does not exist on the server is an error (append to it to create it).",
 		FlagSet: fs,
 		Options: root.options(),
 		Exec:    c.exec,
@@ -53,11 +54,16 @@ func (c *tailConfig) exec(ctx context.Context, args []string) error {
 	if len(args) != 1 {
 		return usagef("tail takes one chain URL (tcp://host:port/db/<chain-key>), got %d arguments", len(args))
 	}
-	if _, err := client.ParseURL(args[0]); err != nil {
+	target, err := client.ParseURL(args[0])
+	if err != nil {
 		return usagef("%v", err)
 	}
-	cl, err := c.cf.dial(ctx, c.root, args[0])
+	// Read-only: ask the server not to create the chain if it is missing.
+	cl, err := c.cf.dial(ctx, c.root, args[0], client.WithExistingChainsOnly(true))
 	if err != nil {
+		if errors.Is(err, &proto.CodeError{Code: proto.CodeNoSuchChain}) {
+			return fmt.Errorf("chain %q does not exist on %s (tail creates nothing; append to it to create it)", target.ChainKey, target.Addr)
+		}
 		return err
 	}
 	defer cl.Close()
