@@ -6,12 +6,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/atedb/atedb/internal/leakcheck"
 )
 
 // Benchmarks. The raw-disk baselines sit here so that every ratio comes from
@@ -201,32 +202,12 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(benchLogDir)
 	}
 	if code == 0 {
-		if leaked := leakedGoroutines(); leaked != "" {
+		if leaked := leakcheck.Leaked(2*time.Second, "mmaplog.(*Log).run", "mmaplog.(*background).run"); leaked != "" {
 			fmt.Fprintf(os.Stderr, "mmaplog: goroutines leaked by the tests:\n%s\n", leaked)
 			code = 1
 		}
 	}
 	os.Exit(code)
-}
-
-// leakedGoroutines returns the stacks of log goroutines still running after
-// a grace period, or "".
-func leakedGoroutines() string {
-	var stacks string
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		stacks = ""
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "mmaplog.(*Log).run") || strings.Contains(g, "mmaplog.(*background).run") {
-				stacks += g + "\n\n"
-			}
-		}
-		if stacks == "" {
-			return ""
-		}
-	}
-	return stacks
 }
 
 // BenchmarkReopen opens (and closes) a large log: sealed segments come from
