@@ -68,6 +68,7 @@ type benchFlags struct {
 	clientCPU string
 	maxRSS    int64
 	except    string
+	chains    int
 }
 
 type multiFlag []string
@@ -94,6 +95,7 @@ func run(args []string) int {
 	fs.StringVar(&bf.atedbBin, "atedb", "", "atedb binary to run (default: go build ./cmd/atedb)")
 	fs.Var(&bf.serverArg, "server-arg", "extra argument for `atedb solo` (repeatable), e.g. -server-arg=--cpuprofile=/tmp/cpu.out")
 	fs.StringVar(&bf.pprofDir, "pprof", "", "save the server's CPU, heap, allocation, block and mutex profiles of each workload in this directory (builds atedb with a profiling hook through go build -overlay; the source tree is untouched)")
+	fs.IntVar(&bf.chains, "chains", 0, "manychains: active chains of the largest phase (default 10000; smoke 500)")
 	fs.StringVar(&bf.except, "except", "", "comma-separated workloads that all leaves out, e.g. -except manychains")
 	var maxRSSMiB int64
 	fs.Int64Var(&maxRSSMiB, "max-server-rss", defaultMaxRSS()>>20, "kill the server (and fail the workload) when its resident memory exceeds this many MiB; 0: no cap")
@@ -187,6 +189,9 @@ func plan(o *harness.Options, bf *benchFlags, names []string) ([]item, error) {
 		if o.Smoke {
 			p = smokeSize(name, p)
 		}
+		if name == "manychains" && bf.chains > 0 {
+			p.Chains = bf.chains
+		}
 		if name == "handshake" && p.WireEncryption == 0 {
 			return fmt.Errorf("handshake measures encrypted connection setups: -wire-encryption must be 128, 192 or 256")
 		}
@@ -249,6 +254,17 @@ func plan(o *harness.Options, bf *benchFlags, names []string) ([]item, error) {
 	}
 	if bf.onDisk < 0 {
 		return nil, fmt.Errorf("-on-disk-chains %d out of range", bf.onDisk)
+	}
+	if bf.chains < 0 || bf.chains > 1_000_000 {
+		return nil, fmt.Errorf("-chains %d out of range", bf.chains)
+	}
+	for _, f := range []struct {
+		set  bool
+		name string
+	}{{bf.chains > 0, "-chains"}, {bf.onDisk > 0, "-on-disk-chains"}} {
+		if f.set && !slices.ContainsFunc(items, func(it item) bool { return it.name == "manychains" }) {
+			return nil, fmt.Errorf("%s applies to manychains only", f.name)
+		}
 	}
 	if o.URL != "" {
 		for _, it := range items {
