@@ -57,6 +57,8 @@ type soloConfig struct {
 	identity       string
 	identityAlg    string
 	identityAlgSet bool // --identity-alg was given (flag, environment or file)
+
+	prof profiler // --cpuprofile, --trace (debugging)
 }
 
 func soloCommand(root *rootConfig) *ffcli.Command {
@@ -87,6 +89,8 @@ func soloCommand(root *rootConfig) *ffcli.Command {
 	fs.StringVar(&c.identity, "identity", "", "file holding the server's long-term identity key, created (mode 0600) if it does not exist; "+
 		"the server proves it in every encrypted handshake and prints its fingerprint, which clients pin (--server-fingerprint)")
 	fs.StringVar(&c.identityAlg, "identity-alg", "ed25519", "algorithm of a new --identity key: ed25519 or ml-dsa-65 (refused for an existing key of another algorithm)")
+	fs.StringVar(&c.prof.cpuPath, "cpuprofile", "", "debugging: write a CPU profile (go tool pprof) of the whole run to this file, completed at shutdown")
+	fs.StringVar(&c.prof.tracePath, "trace", "", "debugging: write an execution trace (go tool trace) of the whole run to this file, completed at shutdown; it grows by megabytes per second under load")
 	return &ffcli.Command{
 		Name:       "solo",
 		ShortUsage: "atedb [global flags] solo [flags] [logs-path]",
@@ -183,6 +187,14 @@ func (c *soloConfig) exec(ctx context.Context, args []string) error {
 	root := c.root
 	log := root.Logger
 	out := root.Stdout
+	if err := c.prof.start(); err != nil {
+		return err
+	}
+	defer func() {
+		if perr := c.prof.stop(); perr != nil {
+			log.Error("debugging profile incomplete", "err", perr)
+		}
+	}()
 
 	var identity *kex.Identity
 	identityCreated := false

@@ -154,3 +154,45 @@ func TestSoloStartsAndStops(t *testing.T) {
 		t.Fatalf("shutdown messages missing or out of order: %q", got)
 	}
 }
+
+// TestSoloDebugProfiles checks that --cpuprofile and --trace are written
+// and completed at shutdown, and that an unwritable path is refused at
+// start-up rather than ignored.
+func TestSoloDebugProfiles(t *testing.T) {
+	dir := t.TempDir()
+	cpu, tr := filepath.Join(dir, "cpu.pprof"), filepath.Join(dir, "run.trace")
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--no-wire-encryption", "solo", "-l", "127.0.0.1", "-p", "0",
+			"--cpuprofile", cpu, "--trace", tr, filepath.Join(dir, "data")}, strings.NewReader(""), &out, &errb)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "Press ctrl-c to exit") {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no start-up message; stdout %q stderr %q", out.String(), errb.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d; stderr %q", code, errb.String())
+	}
+	for path, magic := range map[string]string{cpu: "\x1f\x8b", tr: "go 1."} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(b), magic) {
+			t.Errorf("%s starts with %q, want %q", filepath.Base(path), b[:min(len(b), 8)], magic)
+		}
+	}
+
+	code, _, stderr := runCmd(t, context.Background(), "--no-wire-encryption", "solo", "-l", "127.0.0.1", "-p", "0",
+		"--trace", filepath.Join(dir, "no-such-dir", "x.trace"), filepath.Join(dir, "data"))
+	if code != 1 || !strings.Contains(stderr, "--trace") {
+		t.Fatalf("unwritable --trace: exit %d, stderr %q; want exit 1 naming --trace", code, stderr)
+	}
+}
