@@ -69,6 +69,7 @@ type benchFlags struct {
 	maxRSS    int64
 	except    string
 	chains    int
+	nofile    uint64
 }
 
 type multiFlag []string
@@ -96,6 +97,7 @@ func run(args []string) int {
 	fs.Var(&bf.serverArg, "server-arg", "extra argument for `atedb solo` (repeatable), e.g. -server-arg=--cpuprofile=/tmp/cpu.out")
 	fs.StringVar(&bf.pprofDir, "pprof", "", "save the server's CPU, heap, allocation, block and mutex profiles of each workload in this directory (builds atedb with a profiling hook through go build -overlay; the source tree is untouched)")
 	fs.IntVar(&bf.chains, "chains", 0, "manychains: active chains of the largest phase (default 10000; smoke 500)")
+	fs.Uint64Var(&bf.nofile, "nofile", 0, "raise the open-file limit of the servers to this (soft and hard; needs privilege); 0 keeps the system's")
 	fs.StringVar(&bf.except, "except", "", "comma-separated workloads that all leaves out, e.g. -except manychains")
 	var maxRSSMiB int64
 	fs.Int64Var(&maxRSSMiB, "max-server-rss", defaultMaxRSS()>>20, "kill the server (and fail the workload) when its resident memory exceeds this many MiB; 0: no cap")
@@ -126,6 +128,12 @@ func run(args []string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
+	}
+	if bf.nofile > 0 {
+		if err := raiseNoFile(bf.nofile); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
