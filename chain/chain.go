@@ -15,6 +15,8 @@ import (
 // in append order, after the structural checks, the duplicate check and
 // the expected-offset condition have passed, so it sees batches exactly in
 // the order they will be stored. It must be quick and must not block on I/O.
+// events and their slices are valid only until Validate returns (they are
+// recycled for the next append): copy what must be kept.
 // To refuse a batch it returns a *RejectError naming the failing event; any
 // other error refuses the batch as a whole. A nil Validator accepts all.
 type Validator interface {
@@ -37,8 +39,14 @@ type Writer struct {
 	mu        sync.Mutex
 	issued    uint64
 	delivered uint64
-	ready     map[uint64]func()
+	ready     map[uint64]readyResult // results waiting for earlier ones
 	draining  bool
+}
+
+// readyResult is a result that arrived before an earlier one of its writer.
+type readyResult struct {
+	done func(Result)
+	r    Result
 }
 
 // ticket reserves the next place in w's delivery order.
@@ -50,21 +58,26 @@ func (w *Writer) ticket() uint64 {
 	return t
 }
 
-// complete delivers f in ticket order: it runs f (and any later ones
-// already complete) once every earlier ticket has been delivered. Exactly
-// one goroutine delivers at a time; the others only hand over.
-func (w *Writer) complete(t uint64, f func()) {
+// complete delivers r to done in ticket order: at once if every earlier
+// ticket has been delivered (the usual case: the log confirms in order),
+// otherwise once they have. Exactly one goroutine delivers at a time; the
+// others only hand over.
+func (w *Writer) complete(t uint64, done func(Result), r Result) {
 	w.mu.Lock()
-	if w.ready == nil {
-		w.ready = make(map[uint64]func())
-	}
-	w.ready[t] = f
-	if w.draining {
+	if w.draining || t != w.delivered {
+		if w.ready == nil {
+			w.ready = make(map[uint64]readyResult)
+		}
+		w.ready[t] = readyResult{done: done, r: r}
 		w.mu.Unlock()
-		return
+		return // the goroutine draining, or the one completing ticket delivered, delivers it
 	}
 	w.draining = true
-	for {
+	w.delivered++
+	w.mu.Unlock()
+	done(r)
+	w.mu.Lock()
+	for len(w.ready) > 0 {
 		next, ok := w.ready[w.delivered]
 		if !ok {
 			break
@@ -72,7 +85,7 @@ func (w *Writer) complete(t uint64, f func()) {
 		delete(w.ready, w.delivered)
 		w.delivered++
 		w.mu.Unlock()
-		next()
+		next.done(next.r)
 		w.mu.Lock()
 	}
 	w.draining = false
@@ -132,12 +145,25 @@ type Result struct {
 	Err       *CommitError
 }
 
-// batch is an appended batch that is not durable yet.
+// batch is an appended batch that is not durable yet. It carries
+// everything its confirmation needs, so that an append costs few
+// allocations.
 type batch struct {
+	c       *Chain
 	first   uint64
 	n       int
+	w       *Writer
+	ticket  uint64 // its place in w's delivery order
+	seq     uint64 // AppendRequest.Seq
+	done    func(Result)
 	waiters []func(error) // duplicate retries and barriers waiting for this batch
+
+	payloads [][]byte // handed to the log: copies of the events, in one block
+	one      [1][]byte
 }
+
+// logDone is the log's done callback.
+func (b *batch) logDone(first uint64, err error) { b.c.committed(b, first, err) }
 
 // Chain is one open chain: its log, its write path, its subscribers'
 // source and its locks. Chains are obtained from a [Registry]; all methods
@@ -159,7 +185,8 @@ type Chain struct {
 	// held while calling into the log, so the log's done callbacks (which
 	// take it) cannot deadlock with an AppendAsync that waits for the log.
 	pmu      sync.Mutex
-	pending  []*batch // in offset order
+	pending  []*batch // in offset order from phead; confirmed from the front
+	phead    int
 	poisoned error
 	inflight sync.WaitGroup
 
@@ -258,24 +285,22 @@ func (c *Chain) Err() error {
 // batches given one after the other get increasing offsets.
 func (c *Chain) Append(w *Writer, req AppendRequest, done func(Result)) {
 	t := w.ticket()
-	userDone := done
-	done = func(r Result) { w.complete(t, func() { userDone(r) }) }
 	if f := w.failed.Load(); f != nil {
-		done(Result{Err: &CommitError{Code: CodeAborted, Index: -1, Head: c.nextOffset(),
+		w.complete(t, done, Result{Err: &CommitError{Code: CodeAborted, Index: -1, Head: c.nextOffset(),
 			Reason: fmt.Sprintf("an earlier batch (%d) of this writer failed: %s", f.seq, f.reason)}})
 		return
 	}
-	res, wait, queued := c.append(w, req, done)
+	res, wait, queued := c.append(w, t, req, done)
 	switch {
 	case queued:
 		// c.committed reports the result.
 	case res.Err != nil:
 		w.fail(req.Seq, res.Err.Reason)
-		done(res)
+		w.complete(t, done, res)
 	case wait >= 0:
-		c.waitFor(uint64(wait), res, w, req.Seq, done)
+		c.waitFor(uint64(wait), res, w, t, req.Seq, done)
 	default:
-		done(res)
+		w.complete(t, done, res)
 	}
 }
 
@@ -289,14 +314,16 @@ func (c *Chain) nextOffset() uint64 {
 // final result (wait < 0, !queued), a result to deliver once every offset
 // below wait is durable (wait >= 0), or queued when the batch is in the log
 // and its done callback will report.
-func (c *Chain) append(w *Writer, req AppendRequest, done func(Result)) (res Result, wait int64, queued bool) {
+func (c *Chain) append(w *Writer, t uint64, req AppendRequest, done func(Result)) (res Result, wait int64, queued bool) {
 	refuse := func(code Code, index int, head uint64, reason string) (Result, int64, bool) {
 		return Result{Err: &CommitError{Code: code, Index: index, Head: head, Reason: reason}}, -1, false
 	}
 	if len(req.Events) > c.cfg.MaxBatchEvents {
 		return refuse(CodeTooLarge, -1, 0, fmt.Sprintf("batch of %d events, at most %d allowed", len(req.Events), c.cfg.MaxBatchEvents))
 	}
-	events := make([]Event, len(req.Events))
+	scratch := getEvents(len(req.Events))
+	defer putEvents(scratch)
+	events := scratch.ev
 	limit := c.cfg.Now().Add(c.cfg.MaxClockSkew)
 	size := 0
 	for i, p := range req.Events {
@@ -372,30 +399,24 @@ func (c *Chain) append(w *Writer, req AppendRequest, done func(Result)) (res Res
 		return Result{First: c.next}, int64(c.next), false
 	}
 
-	b := &batch{first: c.next, n: len(events)}
-	seq := req.Seq
-	b.waiters = []func(error){func(err error) {
-		if err != nil {
-			w.fail(seq, "log failed: "+err.Error())
-			done(Result{Err: &CommitError{Code: CodeStorage, Index: -1, Head: b.first, Reason: "log failed: " + err.Error()}})
-			return
-		}
-		done(Result{First: b.first, Count: b.n})
-	}}
+	b := &batch{c: c, first: c.next, n: len(events), w: w, ticket: t, seq: req.Seq, done: done}
 	// The log reads the payloads until the batch is durable, but they
 	// alias the caller's (reused) read buffer: copy them, into one block.
 	block := make([]byte, 0, size)
-	payloads := make([][]byte, len(events))
+	b.payloads = b.one[:0]
+	if len(events) > len(b.one) {
+		b.payloads = make([][]byte, 0, len(events))
+	}
 	for i := range events {
 		start := len(block)
 		block = append(block, events[i].Payload...)
-		payloads[i] = block[start:len(block):len(block)]
+		b.payloads = append(b.payloads, block[start:len(block):len(block)])
 	}
 	c.pmu.Lock()
 	c.pending = append(c.pending, b)
 	c.pmu.Unlock()
 	c.inflight.Add(1)
-	first, err := c.log.AppendAsync(payloads, func(first uint64, err error) { c.committed(b, first, err) })
+	first, err := c.log.AppendAsync(b.payloads, b.logDone)
 	if err != nil {
 		c.inflight.Done()
 		c.pmu.Lock()
@@ -430,7 +451,8 @@ func (c *Chain) append(w *Writer, req AppendRequest, done func(Result)) (res Res
 	return Result{}, -1, true
 }
 
-// committed is the log's done callback for b.
+// committed is the log's done callback for b: it answers b, then the
+// retries and barriers that waited for it.
 func (c *Chain) committed(b *batch, first uint64, err error) {
 	c.pmu.Lock()
 	if err != nil && c.poisoned == nil {
@@ -443,8 +465,13 @@ func (c *Chain) committed(b *batch, first uint64, err error) {
 	waiters := b.waiters
 	b.waiters = nil
 	c.pmu.Unlock()
+	b.payloads, b.one[0] = nil, nil // the log is done with them
 	if err != nil {
 		c.cfg.Logger.Error("append failed; the chain accepts no more writes", "chain", c.key.String(), "err", err)
+		b.w.fail(b.seq, "log failed: "+err.Error())
+		b.w.complete(b.ticket, b.done, Result{Err: &CommitError{Code: CodeStorage, Index: -1, Head: b.first, Reason: "log failed: " + err.Error()}})
+	} else {
+		b.w.complete(b.ticket, b.done, Result{First: b.first, Count: b.n})
 	}
 	for _, f := range waiters {
 		f(err)
@@ -452,24 +479,40 @@ func (c *Chain) committed(b *batch, first uint64, err error) {
 	c.inflight.Done()
 }
 
+// removePendingLocked takes b out of the in-flight list: from the front
+// in O(1) in the usual case (the log confirms in offset order).
 func (c *Chain) removePendingLocked(b *batch) {
-	for i, p := range c.pending {
-		if p == b {
+	if c.phead < len(c.pending) && c.pending[c.phead] == b {
+		c.pending[c.phead] = nil
+		c.phead++
+		switch {
+		case c.phead == len(c.pending):
+			c.pending, c.phead = c.pending[:0], 0
+		case c.phead >= 1024 && 2*c.phead >= len(c.pending):
+			n := copy(c.pending, c.pending[c.phead:])
+			clear(c.pending[n:])
+			c.pending, c.phead = c.pending[:n], 0
+		}
+		return
+	}
+	for i := c.phead; i < len(c.pending); i++ {
+		if c.pending[i] == b {
 			c.pending = append(c.pending[:i], c.pending[i+1:]...)
 			return
 		}
 	}
 }
 
-// waitFor delivers res once every offset below end is durable.
-func (c *Chain) waitFor(end uint64, res Result, w *Writer, seq uint64, done func(Result)) {
+// waitFor delivers res (ticket t of w) once every offset below end is
+// durable.
+func (c *Chain) waitFor(end uint64, res Result, w *Writer, t, seq uint64, done func(Result)) {
 	deliver := func(err error) {
 		if err != nil {
 			w.fail(seq, "log failed: "+err.Error())
-			done(Result{Err: &CommitError{Code: CodeStorage, Index: -1, Head: end, Reason: "log failed: " + err.Error()}})
+			w.complete(t, done, Result{Err: &CommitError{Code: CodeStorage, Index: -1, Head: end, Reason: "log failed: " + err.Error()}})
 			return
 		}
-		done(res)
+		w.complete(t, done, res)
 	}
 	c.pmu.Lock()
 	if c.poisoned != nil {
@@ -479,7 +522,7 @@ func (c *Chain) waitFor(end uint64, res Result, w *Writer, seq uint64, done func
 		return
 	}
 	// The batch holding offset end-1, if it is still in flight.
-	for _, b := range c.pending {
+	for _, b := range c.pending[c.phead:] {
 		if end > b.first && end <= b.first+uint64(b.n) {
 			b.waiters = append(b.waiters, deliver)
 			c.pmu.Unlock()
@@ -488,4 +531,34 @@ func (c *Chain) waitFor(end uint64, res Result, w *Writer, seq uint64, done func
 	}
 	c.pmu.Unlock()
 	deliver(nil)
+}
+
+// eventScratch is the per-append scratch of decoded events, recycled
+// through eventsPool.
+type eventScratch struct{ ev []Event }
+
+var eventsPool = sync.Pool{New: func() any { return new(eventScratch) }}
+
+// maxPooledEvents bounds the scratch kept in eventsPool.
+const maxPooledEvents = 256
+
+// getEvents returns scratch holding n zeroed events for one append.
+func getEvents(n int) *eventScratch {
+	s := eventsPool.Get().(*eventScratch)
+	if cap(s.ev) < n {
+		s.ev = make([]Event, n)
+	}
+	s.ev = s.ev[:n]
+	return s
+}
+
+// putEvents recycles s once the append no longer reads its events (the
+// validator hook sees them only during Validate).
+func putEvents(s *eventScratch) {
+	clear(s.ev) // drop references to payloads; zero for the next use
+	if cap(s.ev) > maxPooledEvents {
+		s.ev = nil
+	}
+	s.ev = s.ev[:0]
+	eventsPool.Put(s)
 }
