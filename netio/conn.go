@@ -26,6 +26,16 @@ const maxHelloSize = 16 << 10
 // aLongTimeAgo is a deadline in the past, to wake a blocked read at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
+// deadlineSlack: socket deadlines are moved forward only once timeout /
+// deadlineSlack has passed since they were set.
+const deadlineSlack = 64
+
+// maxKeptReplies bounds the reply buffer a connection keeps between bursts.
+const maxKeptReplies = 256 << 10
+
+// maxKeptEvents bounds the event list of the reused Append message.
+const maxKeptEvents = 1024
+
 // conn is one client connection. Its goroutines:
 //
 //   - serve: hello, key exchange, then the reader loop, then the teardown;
@@ -56,23 +66,31 @@ type conn struct {
 	existingOnly bool
 
 	// Owned by the reader goroutine.
-	channels map[uint32]*channel
+	channels  map[uint32]*channel
+	appendMsg proto.Append // decoded Append, reused
 
 	// Channels being closed: Close was received, Closed not yet sent.
 	closeMu sync.Mutex
 	closing map[uint32]struct{}
 	closers sync.WaitGroup // their goroutines
 
-	// Outgoing path.
+	// Outgoing path. Replies are encoded straight into out (guarded by
+	// outMu), one body after the other, ends[i] closing body i; the writer
+	// swaps out and ends with its spare pair and writes them.
 	slots     chan struct{} // reply slots, MaxPending
 	outMu     sync.Mutex
-	out       [][]byte // encoded reply bodies, each holding one slot
+	out       []byte   // encoded reply bodies, each holding one slot
+	ends      []int    // end of each body in out
+	offs      []uint64 // scratch for Confirmed offsets, guarded by outMu
+	spareOut  []byte   // writer only
+	spareEnds []int    // writer only
 	wake      chan struct{}
 	subFrames chan *frame   // subscription frames, handed to the writer
 	writerEnd chan struct{} // closed to stop the writer after a last flush
 	writerWG  sync.WaitGroup
 	writeErr  atomic.Pointer[error]
-	scratch   []byte // writer only: Events built for sealing
+	scratch   []byte    // writer only: Events built for sealing
+	writeDL   time.Time // writer only: the socket's write deadline
 
 	inflight sync.WaitGroup // appends handed to chains, not yet answered
 	subsWG   sync.WaitGroup
@@ -273,11 +291,18 @@ func (c *conn) readLoop() error {
 	half := c.s.cfg.IdleTimeout / 2
 	pinged := false
 	var pingID uint64
+	var deadline time.Time
 	for {
 		if c.stopping.Load() {
 			return nil
 		}
-		_ = c.nc.SetReadDeadline(time.Now().Add(half))
+		// Moving the deadline costs a timer update: per frame it showed in
+		// profiles. Move it only once half/deadlineSlack has passed, so
+		// silence draws a Ping after between 63/64 and all of half.
+		if now := time.Now(); deadline.Sub(now) < half-half/deadlineSlack {
+			deadline = now.Add(half)
+			_ = c.nc.SetReadDeadline(deadline)
+		}
 		body, err := c.fc.ReadFrame()
 		if err != nil {
 			if c.stopping.Load() || c.killed.Load() {
@@ -401,17 +426,58 @@ func (c *conn) acquireSlot() bool {
 // reply queues m, which holds a slot taken with acquireSlot. It never
 // blocks.
 func (c *conn) reply(m proto.Message) {
-	body, err := m.AppendBinary(nil)
-	if err != nil {
-		// Our own message failed to encode: a bug. Say so rather than
-		// leave the request unanswered.
-		c.log.Error("reply failed to encode", "type", m.Type().String(), "err", err)
-		body, _ = (&proto.Fatal{Code: proto.CodeInternal, Reason: "server failed to encode a reply"}).AppendBinary(nil)
-		c.cancel()
-	}
 	c.outMu.Lock()
-	c.out = append(c.out, body)
+	c.appendReplyLocked(m)
 	c.outMu.Unlock()
+	c.wakeWriter()
+}
+
+// appendReplyLocked encodes m at the end of c.out.
+func (c *conn) appendReplyLocked(m proto.Message) {
+	start := len(c.out)
+	var err error
+	if c.out, err = m.AppendBinary(c.out); err != nil {
+		c.encodeFailedLocked(start, m.Type(), err)
+	}
+	c.ends = append(c.ends, len(c.out))
+}
+
+// encodeFailedLocked replaces a reply that failed to encode, from start
+// in c.out, with a Fatal: our own message failed to encode, a bug. Say so
+// rather than leave the request unanswered, and end the connection.
+func (c *conn) encodeFailedLocked(start int, t proto.MsgType, err error) {
+	c.log.Error("reply failed to encode", "type", t.String(), "err", err)
+	c.out, _ = (&proto.Fatal{Code: proto.CodeInternal, Reason: "server failed to encode a reply"}).AppendBinary(c.out[:start])
+	c.cancel()
+}
+
+// replyConfirmed queues Confirmed for count events from offset first; like
+// reply, it holds a slot and never blocks. It allocates nothing once the
+// connection's buffers have grown.
+func (c *conn) replyConfirmed(ch uint32, id, first uint64, count int) {
+	c.outMu.Lock()
+	c.offs = c.offs[:0]
+	for i := range count {
+		c.offs = append(c.offs, first+uint64(i))
+	}
+	m := proto.Confirmed{Channel: ch, CommitID: id, Offsets: c.offs}
+	start := len(c.out)
+	var err error
+	if c.out, err = m.AppendBinary(c.out); err != nil { // a concrete call: m stays on the stack
+		c.encodeFailedLocked(start, proto.TypeConfirmed, err)
+	}
+	c.ends = append(c.ends, len(c.out))
+	if cap(c.offs) > maxKeptOffsets {
+		c.offs = nil
+	}
+	c.outMu.Unlock()
+	c.wakeWriter()
+}
+
+// maxKeptOffsets bounds the Confirmed scratch a connection keeps.
+const maxKeptOffsets = 1024
+
+func (c *conn) wakeWriter() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -462,14 +528,20 @@ func (c *conn) writer() {
 		}
 		for {
 			c.outMu.Lock()
-			out := c.out
-			c.out = nil
+			out, ends := c.out, c.ends
+			c.out, c.ends = c.spareOut[:0], c.spareEnds[:0]
 			c.outMu.Unlock()
-			for _, body := range out {
-				c.write(body)
+			start := 0
+			for _, end := range ends {
+				c.write(out[start:end])
+				start = end
 				<-c.slots
 			}
-			more := len(out) > 0
+			if cap(out) > maxKeptReplies {
+				out = nil // a burst of long replies passed: do not keep its buffer
+			}
+			c.spareOut, c.spareEnds = out[:0], ends[:0]
+			more := len(ends) > 0
 			select {
 			case f := <-c.subFrames:
 				c.writeFrame(f)
@@ -487,18 +559,23 @@ func (c *conn) writer() {
 	}
 }
 
-// writeFrame writes a subscription frame and releases it.
+// writeFrame writes a subscription frame and releases it. An Events frame
+// is released as soon as its records are copied, before a flush, so the
+// subscription reads its next batch while the socket write runs.
 func (c *conn) writeFrame(f *frame) {
-	defer func() { f.done <- struct{}{} }()
 	if f.recs == nil {
 		c.write(f.body)
+		f.done <- struct{}{}
 		return
 	}
 	if c.writeErr.Load() != nil {
+		f.done <- struct{}{}
 		return
 	}
 	if fb, ok := c.fc.(frameBuilder); ok {
-		if err := fb.EndFrame(appendEvents(fb.BeginFrame(), f.channel, f.recs)); err != nil {
+		buf := appendEvents(fb.BeginFrame(), f.channel, f.recs)
+		f.done <- struct{}{}
+		if err := fb.EndFrame(buf); err != nil {
 			c.writeFailed(err)
 		}
 		return
@@ -506,6 +583,7 @@ func (c *conn) writeFrame(f *frame) {
 	// Sealed connections: build in the connection's scratch buffer, then
 	// seal it into the outgoing buffer.
 	c.scratch = appendEvents(c.scratch[:0], f.channel, f.recs)
+	f.done <- struct{}{}
 	c.write(c.scratch)
 }
 
@@ -522,7 +600,13 @@ func (c *conn) flush() {
 	if c.writeErr.Load() != nil {
 		return
 	}
-	_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+	// Moving the deadline costs a timer update: do it only once a
+	// sixty-fourth of the timeout has passed since the last move.
+	wt := c.s.cfg.WriteTimeout
+	if now := time.Now(); c.writeDL.Sub(now) < wt-wt/deadlineSlack {
+		c.writeDL = now.Add(wt)
+		_ = c.nc.SetWriteDeadline(c.writeDL)
+	}
 	if err := c.fc.Flush(); err != nil {
 		c.writeFailed(err)
 	}

@@ -82,11 +82,14 @@ func (c *conn) handle(body []byte) error {
 	case proto.TypeUnsubscribe:
 		c.unsubscribe(chID)
 	case proto.TypeAppend:
-		var m proto.Append
+		m := &c.appendMsg // reused: its event list does not allocate per request
 		if err := m.Decode(body); err != nil {
 			return fatalf(proto.CodeMalformed, "%v", err)
 		}
-		c.append(&m)
+		c.append(m)
+		if cap(m.Events) > maxKeptEvents {
+			m.Events = nil
+		}
 	case proto.TypeLock, proto.TypeUnlock:
 		return c.lock(t, body)
 	case proto.TypeProve:
@@ -440,11 +443,7 @@ func (c *conn) append(m *proto.Append) {
 				c.reply(&proto.CommitError{Channel: chID, CommitID: id, Code: commitCode(r.Err.Code),
 					Index: r.Err.Index, Head: r.Err.Head, Reason: r.Err.Reason})
 			} else {
-				offs := make([]uint64, r.Count)
-				for i := range offs {
-					offs[i] = r.First + uint64(i)
-				}
-				c.reply(&proto.Confirmed{Channel: chID, CommitID: id, Offsets: offs})
+				c.replyConfirmed(chID, id, r.First, r.Count)
 			}
 			ch.inflight.Done()
 			c.inflight.Done()
