@@ -28,6 +28,10 @@ type receiveRig struct {
 }
 
 func newReceiveRig(tb testing.TB, events, size int) *receiveRig {
+	return newReceiveRigOpts(tb, events, size, SubscribeOptions{Live: true})
+}
+
+func newReceiveRigOpts(tb testing.TB, events, size int, opts SubscribeOptions) *receiveRig {
 	tb.Helper()
 	fs := newFakeServer(tb)
 	c, err := Dial(context.Background(), fs.url("rx"), WithWireEncryption(kex.KeySizeNone))
@@ -35,7 +39,7 @@ func newReceiveRig(tb testing.TB, events, size int) *receiveRig {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { c.Close() })
-	s, err := c.Subscribe(context.Background(), SubscribeOptions{Live: true})
+	s, err := c.Subscribe(context.Background(), opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -91,12 +95,32 @@ func TestReceivePathAllocations(t *testing.T) {
 	}
 }
 
+// TestReceivePathReuseBuffers: with ReuseBuffers, a frame of events costs
+// no allocation once the subscription has a block to recycle.
+func TestReceivePathReuseBuffers(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under -race")
+	}
+	for _, n := range []int{1, 256} {
+		r := newReceiveRigOpts(t, n, 1024, SubscribeOptions{Live: true, ReuseBuffers: true})
+		r.frame(t)
+		r.frame(t) // the first block is recycled when the second is read
+		if got := testing.AllocsPerRun(100, func() { r.frame(t) }); got != 0 {
+			t.Errorf("%d events per frame: %.1f allocations per frame with ReuseBuffers, want 0", n, got)
+		}
+	}
+}
+
 // BenchmarkReceiveEvents measures the client's own receive path per event:
 // no network, no server.
 func BenchmarkReceiveEvents(b *testing.B) {
-	for _, size := range []int{100, 1024} {
-		b.Run(fmt.Sprintf("events=256/size=%dB", size), func(b *testing.B) {
-			r := newReceiveRig(b, 256, size)
+	for _, tc := range []struct {
+		size  int
+		reuse bool
+	}{{100, false}, {1024, false}, {1024, true}} {
+		b.Run(fmt.Sprintf("events=256/size=%dB/reuse=%v", tc.size, tc.reuse), func(b *testing.B) {
+			size := tc.size
+			r := newReceiveRigOpts(b, 256, size, SubscribeOptions{Live: true, ReuseBuffers: tc.reuse})
 			b.SetBytes(int64(256 * size))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -173,4 +197,41 @@ func TestEventsStayValid(t *testing.T) {
 			t.Fatalf("event %d: Raw %x no longer matches Data %q", e.Offset, e.Raw, e.Data)
 		}
 	}
+}
+
+// TestReuseBuffersKeepsOrderAndClones: a subscription with ReuseBuffers
+// delivers the same sequence, across frames, pauses (a small buffer) and
+// recycled blocks; events kept with Clone stay intact while later frames
+// overwrite the blocks their originals pointed into.
+func TestReuseBuffersKeepsOrderAndClones(t *testing.T) {
+	fs := newFakeServer(t)
+	fs.eventsPerMsg = 3
+	c := dial(t, fs, "reuse")
+	ctx := testCtx(t)
+	s, err := c.Subscribe(ctx, SubscribeOptions{Live: true, BufferBytes: 1024, ReuseBuffers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var kept []Event
+	for round := range 20 {
+		for i := range 10 {
+			fs.appendRaw("reuse", rawEvent(t, fmt.Sprintf("r%d", round*10+i)))
+		}
+		for range 10 {
+			ev, err := s.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, err := ev.Clone()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k.Offset != ev.Offset || !bytes.Equal(k.Raw, ev.Raw) || !bytes.Equal(k.Data, ev.Data) {
+				t.Fatalf("Clone of event %d differs: %+v vs %+v", ev.Offset, k, ev)
+			}
+			kept = append(kept, k)
+		}
+	}
+	checkSequence(t, kept, 0, "r") // the clones' data survived the recycling
 }

@@ -98,7 +98,8 @@ func BenchmarkE2E1KiB(b *testing.B) {
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 			})
 			b.Run("replay", func(b *testing.B) {
-				// Fill once (untimed), then read the whole chain per op.
+				// Fill once (untimed), then read the whole chain per op,
+				// with the default buffers and with ReuseBuffers.
 				const n = 100_000
 				c, err := client.Dial(ctx, srv.url("bench/replay"), opts...)
 				if err != nil {
@@ -114,26 +115,30 @@ func BenchmarkE2E1KiB(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				b.SetBytes(n * 1024)
-				b.ReportAllocs()
-				for b.Loop() {
-					sub, err := c.Subscribe(ctx, client.SubscribeOptions{History: true})
-					if err != nil {
-						b.Fatal(err)
-					}
-					got := 0
-					for _, err := range sub.Events(ctx) {
-						if err != nil {
-							b.Fatal(err)
+				for _, reuse := range []bool{false, true} {
+					b.Run(fmt.Sprintf("reuse=%v", reuse), func(b *testing.B) {
+						b.SetBytes(n * 1024)
+						b.ReportAllocs()
+						for b.Loop() {
+							sub, err := c.Subscribe(ctx, client.SubscribeOptions{History: true, ReuseBuffers: reuse})
+							if err != nil {
+								b.Fatal(err)
+							}
+							got := 0
+							for _, err := range sub.Events(ctx) {
+								if err != nil {
+									b.Fatal(err)
+								}
+								got++
+							}
+							sub.Close()
+							if got != n {
+								b.Fatalf("replayed %d events, want %d", got, n)
+							}
 						}
-						got++
-					}
-					sub.Close()
-					if got != n {
-						b.Fatalf("replayed %d events, want %d", got, n)
-					}
+						b.ReportMetric(float64(b.N)*n/b.Elapsed().Seconds(), "events/s")
+					})
 				}
-				b.ReportMetric(float64(b.N)*n/b.Elapsed().Seconds(), "events/s")
 			})
 		})
 	}
