@@ -88,7 +88,9 @@ func (d *driver) Subscribe(ctx context.Context, stream string, handle func([]byt
 	if err != nil {
 		return nil, err
 	}
-	sub, err := c.Subscribe(ctx, client.SubscribeOptions{History: true, From: 0, Live: true})
+	// handle sees each event only during the call, so the client may
+	// recycle its receive buffers (as the NATS peer's handler does).
+	sub, err := c.Subscribe(ctx, client.SubscribeOptions{History: true, From: 0, Live: true, ReuseBuffers: true})
 	if err != nil {
 		c.Close()
 		return nil, err
