@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/atedb/atedb/proto"
 )
@@ -76,11 +77,14 @@ type Future struct {
 	err     error
 
 	// Guarded by Client.mu.
-	chain   *Chain
-	id      uint64
-	cond    bool
-	expect  uint64
-	events  [][]byte
+	chain    *Chain
+	id       uint64
+	cond     bool
+	expect   uint64
+	events   [][]byte
+	oneEvent [1][]byte // events of a one-event batch
+	oneOff   [1]uint64 // offsets of a one-event batch
+
 	ch      uint32 // channel it was last sent on
 	gen     uint64 // connection generation it was last sent on
 	epoch   uint64 // the chain's epoch when it was last sent
@@ -163,24 +167,38 @@ func (f *Future) sendLocked(cn *conn) {
 // size, ctx's error, ErrClosed.
 func (ch *Chain) AppendAsync(ctx context.Context, b Batch) (*Future, error) {
 	c := ch.c
-	size := 0
-	for i := range b.Events {
-		size += b.Events[i].EncodedSize() + 10
-	}
-	block := make([]byte, 0, size)
-	events := make([][]byte, len(b.Events))
-	for i := range b.Events {
-		start := len(block)
-		var err error
-		block, err = b.Events[i].AppendBinary(block)
-		if err != nil {
-			return nil, fmt.Errorf("client: event %d: %w", i, err)
-		}
-		events[i] = block[start:len(block):len(block)]
-	}
 	if !b.Conditional && b.ExpectedNext != 0 {
 		return nil, fmt.Errorf("client: ExpectedNext set without Conditional")
 	}
+	// The events are encoded into pooled scratch, then copied once into
+	// the Append body, which the batch keeps (to resend it) and its event
+	// list points into: one allocation for all the bytes.
+	size := 0
+	for i := range b.Events {
+		size += b.Events[i].EncodedSize()
+	}
+	sp := scratchPool.Get().(*[]byte)
+	defer putScratch(sp)
+	scratch := (*sp)[:0]
+	if cap(scratch) < size {
+		scratch = make([]byte, 0, size)
+	}
+	f := &Future{done: make(chan struct{}), chain: ch, cond: b.Conditional, expect: b.ExpectedNext}
+	events := f.oneEvent[:0]
+	if len(b.Events) > len(f.oneEvent) {
+		events = make([][]byte, 0, len(b.Events))
+	}
+	for i := range b.Events {
+		start := len(scratch)
+		var err error
+		scratch, err = b.Events[i].AppendBinary(scratch)
+		if err != nil {
+			*sp = scratch
+			return nil, fmt.Errorf("client: event %d: %w", i, err)
+		}
+		events = append(events, scratch[start:len(scratch):len(scratch)])
+	}
+	*sp = scratch
 	select {
 	case ch.window <- struct{}{}:
 	case <-ctx.Done():
@@ -197,29 +215,68 @@ func (ch *Chain) AppendAsync(ctx context.Context, b Batch) (*Future, error) {
 		}
 		return nil, c.err
 	}
-	f := &Future{
-		done:   make(chan struct{}),
-		chain:  ch,
-		id:     c.newIDLocked(),
-		cond:   b.Conditional,
-		expect: b.ExpectedNext,
-		events: events,
-	}
+	f.id = c.newIDLocked()
 	m := proto.Append{Channel: ch.base, CommitID: f.id, HasCondition: f.cond, ExpectedNext: f.expect, Events: events}
 	maxBody := c.o.maxFrame
 	if c.cur != nil {
 		maxBody = c.cur.maxBody
 	}
-	if n := m.EncodedSize(); n > maxBody {
+	n := m.EncodedSize()
+	if n > maxBody {
 		<-ch.window
 		return nil, fmt.Errorf("client: batch of %d events encodes to %d bytes, more than the %d-byte frame limit: split it",
 			len(events), n, maxBody)
 	}
+	body, err := m.AppendBinary(make([]byte, 0, n))
+	if err != nil { // not reached: the events encoded and the count is checked by the frame limit
+		<-ch.window
+		return nil, fmt.Errorf("client: encode batch: %w", err)
+	}
+	f.body, f.events = body, pointInto(body, events)
 	c.appends[f.id] = f
 	if c.cur != nil {
 		f.sendLocked(c.cur)
 	}
 	return f, nil
+}
+
+// scratchPool holds buffers for encoding a batch's events.
+var scratchPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledScratch bounds the scratch kept in scratchPool.
+const maxPooledScratch = 1 << 20
+
+func putScratch(sp *[]byte) {
+	if cap(*sp) > maxPooledScratch {
+		*sp = nil
+	}
+	*sp = (*sp)[:0]
+	scratchPool.Put(sp)
+}
+
+// pointInto makes events, which body ends with (each after its uvarint
+// length, as proto.Append encodes them), point into body instead, and
+// returns them.
+func pointInto(body []byte, events [][]byte) [][]byte {
+	total := 0
+	for _, e := range events {
+		total += uvarintLen(len(e)) + len(e)
+	}
+	pos := len(body) - total
+	for i, e := range events {
+		pos += uvarintLen(len(e))
+		events[i] = body[pos : pos+len(e) : pos+len(e)]
+		pos += len(e)
+	}
+	return events
+}
+
+func uvarintLen(x int) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
 }
 
 // Append appends events as one atomic batch and waits until the server

@@ -2,7 +2,6 @@ package client
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/atedb/atedb/proto"
 )
@@ -125,7 +124,11 @@ func (d *dispatcher) dispatch(body []byte) error {
 			if len(m.Offsets) != len(f.events) {
 				return &ProtocolError{Msg: "Confirmed", Reason: "offset count differs from the batch's event count"}
 			}
-			f.completeLocked(slices.Clone(m.Offsets), nil)
+			offs := f.oneOff[:0]
+			if len(m.Offsets) > len(f.oneOff) {
+				offs = make([]uint64, 0, len(m.Offsets))
+			}
+			f.completeLocked(append(offs, m.Offsets...), nil)
 		}
 	case proto.TypeCommitError:
 		m := &d.commitErr

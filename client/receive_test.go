@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/atedb/atedb/kex"
 	"github.com/atedb/atedb/proto"
@@ -234,4 +235,54 @@ func TestReuseBuffersKeepsOrderAndClones(t *testing.T) {
 		}
 	}
 	checkSequence(t, kept, 0, "r") // the clones' data survived the recycling
+}
+
+// TestAppendAsyncEncodesOnce: a batch's event list points into its
+// Append body (one copy of the bytes), each entry equal to the event's
+// own encoding, for one-event and larger batches.
+func TestAppendAsyncEncodesOnce(t *testing.T) {
+	fs := newFakeServer(t)
+	release := make(chan struct{})
+	fs.onAppend = func(*fakeConn, *proto.Append) bool { <-release; return false } // no answer before the check
+	c := dial(t, fs, "once")
+	ctx := testCtx(t)
+	for _, n := range []int{1, 3, 200} {
+		evs := make([]proto.Event, n)
+		for i := range evs {
+			evs[i] = proto.Event{DataKey: uint64(n*1000 + i), Data: bytes.Repeat([]byte{byte(i)}, 50*i)}
+		}
+		f, err := c.Chain().AppendAsync(ctx, Batch{Events: evs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.mu.Lock()
+		events, body := f.events, f.body
+		c.mu.Unlock()
+		if events == nil {
+			t.Fatal("the batch was answered while the server held it")
+		}
+		for i := range evs {
+			want, _ := evs[i].AppendBinary(nil)
+			if !bytes.Equal(events[i], want) {
+				t.Fatalf("%d events: event %d is %x, want %x", n, i, events[i], want)
+			}
+			if len(want) > 0 && !within(events[i], body) {
+				t.Fatalf("%d events: event %d does not point into the Append body", n, i)
+			}
+		}
+		release <- struct{}{}
+		offs, err := f.Wait(ctx)
+		if err != nil || len(offs) != n {
+			t.Fatalf("%d events: Wait = %v, %v", n, offs, err)
+		}
+	}
+}
+
+func within(b, outer []byte) bool {
+	if len(b) == 0 || len(outer) == 0 {
+		return false
+	}
+	start := uintptr(unsafe.Pointer(&outer[0]))
+	p := uintptr(unsafe.Pointer(&b[0]))
+	return p >= start && p+uintptr(len(b)) <= start+uintptr(len(outer))
 }
