@@ -305,7 +305,7 @@ func (c *conn) readLoop() error {
 		}
 		body, err := c.fc.ReadFrame()
 		if err != nil {
-			if c.stopping.Load() || c.killed.Load() {
+			if c.stopping.Load() || c.killed.Load() || c.ctx.Err() != nil {
 				return nil
 			}
 			var ne net.Error
@@ -523,6 +523,10 @@ func (c *conn) writer() {
 		case <-c.writerEnd:
 			end = true
 		}
+		// Writes inside the round (a frame that fills the buffer flushes
+		// it) must not run under the deadline of the last round, which
+		// may be long past after an idle spell.
+		c.armWriteDeadline()
 		if f != nil {
 			c.writeFrame(f)
 		}
@@ -600,15 +604,20 @@ func (c *conn) flush() {
 	if c.writeErr.Load() != nil {
 		return
 	}
-	// Moving the deadline costs a timer update: do it only once a
-	// sixty-fourth of the timeout has passed since the last move.
+	c.armWriteDeadline()
+	if err := c.fc.Flush(); err != nil {
+		c.writeFailed(err)
+	}
+}
+
+// armWriteDeadline gives the writes that follow WriteTimeout. Moving the
+// deadline costs a timer update: it moves only once a sixty-fourth of the
+// timeout has passed since the last move.
+func (c *conn) armWriteDeadline() {
 	wt := c.s.cfg.WriteTimeout
 	if now := time.Now(); c.writeDL.Sub(now) < wt-wt/deadlineSlack {
 		c.writeDL = now.Add(wt)
 		_ = c.nc.SetWriteDeadline(c.writeDL)
-	}
-	if err := c.fc.Flush(); err != nil {
-		c.writeFailed(err)
 	}
 }
 
@@ -622,8 +631,20 @@ func (c *conn) writeFailed(err error) {
 		} else {
 			c.log.Debug("write failed", "err", err)
 		}
+		// Mark the connection dead before waking the reader: a reader that
+		// woke first and saw it alive would take the timeout for silence,
+		// move its deadline forward and wait for a client that is not
+		// reading (IdleTimeout/2) before it noticed.
+		c.killed.Store(true)
 		c.cancel()
 		_ = c.nc.SetReadDeadline(aLongTimeAgo)
-		c.killed.Store(true)
+		if testHookWriteFailed != nil {
+			testHookWriteFailed()
+		}
 	}
 }
+
+// testHookWriteFailed, when set (by tests, before any server starts), runs
+// after writeFailed has woken the reader: a writer slowed down there must
+// not let the reader outlive the connection.
+var testHookWriteFailed func()
