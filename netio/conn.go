@@ -39,9 +39,11 @@ const maxKeptEvents = 1024
 // conn is one client connection. Its goroutines:
 //
 //   - serve: hello, key exchange, then the reader loop, then the teardown;
-//   - the writer: the only one writing to the socket; it drains the reply
-//     queue and the subscription frames, batches them and flushes once;
-//   - one per subscription, reading its chain cursor.
+//   - the writer: it drains the reply queue, batches the replies and
+//     flushes once;
+//   - one per subscription, reading its chain cursor and writing its
+//     frames itself (with the replies queued meanwhile); wmu serialises
+//     the writes of all of them.
 //
 // Replies never block the goroutine producing them: each one holds a slot
 // of the pending semaphore (MaxPending), taken by the reader before it
@@ -75,38 +77,38 @@ type conn struct {
 	closers sync.WaitGroup // their goroutines
 
 	// Outgoing path. Replies are encoded straight into out (guarded by
-	// outMu), one body after the other, ends[i] closing body i; the writer
-	// swaps out and ends with its spare pair and writes them.
+	// outMu), one body after the other, ends[i] closing body i; whoever
+	// writes swaps out and ends with the spare pair and writes them.
+	// Subscriptions write their frames themselves; wmu serialises every
+	// write to the socket and guards the fields below it.
 	slots     chan struct{} // reply slots, MaxPending
 	outMu     sync.Mutex
 	out       []byte   // encoded reply bodies, each holding one slot
 	ends      []int    // end of each body in out
 	offs      []uint64 // scratch for Confirmed offsets, guarded by outMu
-	spareOut  []byte   // writer only
-	spareEnds []int    // writer only
 	wake      chan struct{}
-	subFrames chan *frame   // subscription frames, handed to the writer
 	writerEnd chan struct{} // closed to stop the writer after a last flush
 	writerWG  sync.WaitGroup
 	writeErr  atomic.Pointer[error]
-	scratch   []byte    // writer only: Events built for sealing
-	writeDL   time.Time // writer only: the socket's write deadline
+
+	wmu       sync.Mutex
+	spareOut  []byte
+	spareEnds []int
+	scratch   []byte    // Events built for sealing
+	writeDL   time.Time // the socket's write deadline
 
 	inflight sync.WaitGroup // appends handed to chains, not yet answered
 	subsWG   sync.WaitGroup
 }
 
-// frame is handed from a subscription goroutine to the writer: either a
-// ready body, or (recs != nil) an Events message that the writer builds
-// from the records straight into its outgoing buffer, so that an event is
-// copied once, from the log's memory map to the socket buffer (or sealed
-// once, when encrypted). done receives once the writer is finished with
-// it; until then body and recs must stay valid.
+// frame is what a subscription writes: either a ready body, or (recs !=
+// nil) an Events message built from the records straight into the
+// outgoing buffer, so that an event is copied once, from the log's memory
+// map to the socket buffer (or sealed once, when encrypted).
 type frame struct {
 	body    []byte
 	recs    []chain.Record
 	channel uint32
-	done    chan struct{}
 }
 
 // frameBuilder is implemented by proto.Stream: frames built in place.
@@ -137,7 +139,6 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		closing:   make(map[uint32]struct{}),
 		slots:     make(chan struct{}, s.cfg.MaxPending),
 		wake:      make(chan struct{}, 1),
-		subFrames: make(chan *frame),
 		writerEnd: make(chan struct{}),
 	}
 }
@@ -495,91 +496,86 @@ func (c *conn) forceReply(m proto.Message) {
 	c.reply(m)
 }
 
-// sendFrame hands a subscription frame to the writer and waits until it is
-// copied. It returns false if ctx ends before the writer took the frame;
-// once taken, the writer always copies it and answers, so true means the
-// frame is on its way.
+// sendFrame writes a subscription's frame, with the replies queued
+// meanwhile, and flushes, from the subscription's own goroutine: no hop
+// through the writer per frame. It waits while another goroutine writes,
+// and while the client does not read, up to WriteTimeout (then the
+// connection ends). It returns false, having written nothing, if ctx has
+// ended, and false if the connection failed to write.
 func (c *conn) sendFrame(ctx context.Context, f *frame) bool {
-	select {
-	case c.subFrames <- f:
-	case <-ctx.Done():
+	if ctx.Err() != nil {
 		return false
 	}
-	<-f.done
-	return true
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if ctx.Err() != nil {
+		return false
+	}
+	c.armWriteDeadline()
+	c.writeFrame(f)
+	c.writeRepliesLocked()
+	c.flush()
+	return c.writeErr.Load() == nil
 }
 
-// writer is the only goroutine writing to the socket. It collects every
-// queued reply and subscription frame, writes them into the frame writer
-// (which flushes by itself past 256 KiB) and flushes once per round.
+// writer writes the replies: it collects every queued reply, writes them
+// into the frame writer (which flushes by itself past 256 KiB) and flushes
+// once per round.
 func (c *conn) writer() {
 	defer c.writerWG.Done()
 	for {
-		var f *frame
 		end := false
 		select {
 		case <-c.wake:
-		case f = <-c.subFrames:
 		case <-c.writerEnd:
 			end = true
 		}
-		// Writes inside the round (a frame that fills the buffer flushes
-		// it) must not run under the deadline of the last round, which
-		// may be long past after an idle spell.
+		c.wmu.Lock()
+		// Writes inside the round (the buffer flushes itself when full)
+		// must not run under the deadline of the last round, which may be
+		// long past after an idle spell.
 		c.armWriteDeadline()
-		if f != nil {
-			c.writeFrame(f)
-		}
-		for {
-			c.outMu.Lock()
-			out, ends := c.out, c.ends
-			c.out, c.ends = c.spareOut[:0], c.spareEnds[:0]
-			c.outMu.Unlock()
-			start := 0
-			for _, end := range ends {
-				c.write(out[start:end])
-				start = end
-				<-c.slots
-			}
-			if cap(out) > maxKeptReplies {
-				out = nil // a burst of long replies passed: do not keep its buffer
-			}
-			c.spareOut, c.spareEnds = out[:0], ends[:0]
-			more := len(ends) > 0
-			select {
-			case f := <-c.subFrames:
-				c.writeFrame(f)
-				more = true
-			default:
-			}
-			if !more {
-				break
-			}
+		for c.writeRepliesLocked() {
 		}
 		c.flush()
+		c.wmu.Unlock()
 		if end {
 			return
 		}
 	}
 }
 
-// writeFrame writes a subscription frame and releases it. An Events frame
-// is released as soon as its records are copied, before a flush, so the
-// subscription reads its next batch while the socket write runs.
+// writeRepliesLocked writes the queued replies, releasing their slots, and
+// reports whether there were any. Called with wmu held.
+func (c *conn) writeRepliesLocked() bool {
+	c.outMu.Lock()
+	out, ends := c.out, c.ends
+	c.out, c.ends = c.spareOut[:0], c.spareEnds[:0]
+	c.outMu.Unlock()
+	start := 0
+	for _, end := range ends {
+		c.write(out[start:end])
+		start = end
+		<-c.slots
+	}
+	if cap(out) > maxKeptReplies {
+		out = nil // a burst of long replies passed: do not keep its buffer
+	}
+	c.spareOut, c.spareEnds = out[:0], ends[:0]
+	return len(ends) > 0
+}
+
+// writeFrame writes a subscription frame. Called with wmu held.
 func (c *conn) writeFrame(f *frame) {
 	if f.recs == nil {
 		c.write(f.body)
-		f.done <- struct{}{}
 		return
 	}
 	if c.writeErr.Load() != nil {
-		f.done <- struct{}{}
 		return
 	}
 	if fb, ok := c.fc.(frameBuilder); ok {
-		buf := appendEvents(fb.BeginFrame(), f.channel, f.recs)
-		f.done <- struct{}{}
-		if err := fb.EndFrame(buf); err != nil {
+		if err := fb.EndFrame(appendEvents(fb.BeginFrame(), f.channel, f.recs)); err != nil {
 			c.writeFailed(err)
 		}
 		return
@@ -587,7 +583,6 @@ func (c *conn) writeFrame(f *frame) {
 	// Sealed connections: build in the connection's scratch buffer, then
 	// seal it into the outgoing buffer.
 	c.scratch = appendEvents(c.scratch[:0], f.channel, f.recs)
-	f.done <- struct{}{}
 	c.write(c.scratch)
 }
 

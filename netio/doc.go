@@ -20,11 +20,12 @@
 //	         handshake when encryption is negotiated, all within
 //	         HandshakeTimeout ─► channel 0 opened (Opened or Error) ─►
 //	         reader loop: one request at a time ─► teardown
-//	writer:  the only goroutine writing to the socket; it gathers every
-//	         queued reply and subscription frame and flushes once
+//	writer:  gathers every queued reply and flushes once
 //	per subscription: a cursor over the chain's log; history and live
 //	         events come from the same cursor; Events frames are built
-//	         straight from the log's memory map
+//	         straight from the log's memory map and written by the
+//	         subscription's goroutine itself, with the replies queued
+//	         meanwhile (one lock serialises the writers of a socket)
 //
 // A connection over MaxConnections gets a HelloAck with
 // CodeTooManyConnections and is closed. A panic in a connection's code
@@ -42,9 +43,10 @@
 // A connection has at most MaxPending replies outstanding: the reader
 // takes a slot before handling a request and waits when none is free, so a
 // client that pipelines without reading only stalls itself. A subscription
-// holds one frame: it hands the frame to the writer and waits until it is
-// copied, so a slow subscriber's cursor just lags behind, costing writers
-// nothing; one that accepts nothing for WriteTimeout is disconnected.
+// holds one frame: it writes the frame and reads the next batch only once
+// the socket took it, so a slow subscriber's cursor just lags behind,
+// costing writers nothing; one that accepts nothing for WriteTimeout is
+// disconnected.
 // Silence for IdleTimeout/2 draws a Ping; for IdleTimeout, Fatal(Timeout).
 //
 // # Appends

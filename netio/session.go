@@ -298,7 +298,7 @@ func (c *conn) runSubscription(ctx context.Context, chID uint32, s *subscription
 			c.kill()
 		}
 	}()
-	f := &frame{done: make(chan struct{}, 1)}
+	f := &frame{}
 	send := func(m proto.Message) bool {
 		var err error
 		f.recs = nil
