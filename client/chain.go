@@ -156,11 +156,28 @@ func (f *Future) sendLocked(cn *conn) {
 	cn.out.push(f.body)
 }
 
+// sendQuietLocked is sendLocked for a new batch: the body is queued
+// without waking the writer; the caller calls cn.kick once Client.mu is
+// released.
+func (f *Future) sendQuietLocked(cn *conn) {
+	ch := f.chain
+	if ch.restart {
+		f.sendLocked(cn) // re-encodes with the restart flag, and wakes the writer
+		return
+	}
+	f.ch, f.gen, f.epoch, f.restart, f.doomed = ch.base, ch.c.gen, ch.epoch, false, false
+	cn.out.pushQuiet(f.body)
+}
+
 // AppendAsync starts appending one batch and returns its [Future]. It
 // waits while the chain's window of in-flight batches is full (bounded by
-// ctx), encodes the events, and queues the batch; it does not wait for the
-// server. While the client is reconnecting, the batch is queued and sent
-// on the next connection.
+// ctx), encodes the events, and sends the batch: from the calling
+// goroutine when it is the client's only append in flight and the
+// connection is not busy writing (so it may then wait while the server
+// does not read its socket; Close ends that wait), otherwise through the
+// connection's writer, which batches pipelined appends. It does not wait
+// for the server's answer. While the client is reconnecting, the
+// batch is queued and sent on the next connection.
 //
 // Errors (the batch was not sent): an *proto.EncodeError for an event with
 // no valid encoding, an error when the encoded batch exceeds the frame
@@ -207,7 +224,24 @@ func (ch *Chain) AppendAsync(ctx context.Context, b Batch) (*Future, error) {
 		return nil, c.Err()
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	cn, err := ch.queueLocked(f, events)
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if cn != nil {
+		cn.kick()
+	}
+	return f, nil
+}
+
+// queueLocked gives f its id and body and queues it on the current
+// connection. It returns the connection when the caller must kick its
+// writer (f is the only append in flight), nil when the writer goroutine
+// was woken or while reconnecting (the batch is sent on the next
+// connection). On error the window slot is given back.
+func (ch *Chain) queueLocked(f *Future, events [][]byte) (*conn, error) {
+	c := ch.c
 	if c.isDeadLocked() || ch.closed {
 		<-ch.window
 		if ch.closed && c.err == nil {
@@ -234,10 +268,19 @@ func (ch *Chain) AppendAsync(ctx context.Context, b Batch) (*Future, error) {
 	}
 	f.body, f.events = body, pointInto(body, events)
 	c.appends[f.id] = f
-	if c.cur != nil {
-		f.sendLocked(c.cur)
+	if c.cur == nil {
+		return nil, nil
 	}
-	return f, nil
+	if len(c.appends) > 1 {
+		// A pipeline: the writer goroutine batches the appends that
+		// arrive while it writes into one write call.
+		f.sendLocked(c.cur)
+		return nil, nil
+	}
+	// A lone append (Append and wait, the common case of one producer):
+	// the caller writes it at once.
+	f.sendQuietLocked(c.cur)
+	return c.cur, nil
 }
 
 // scratchPool holds buffers for encoding a batch's events.

@@ -34,6 +34,11 @@ type conn struct {
 	killOnce sync.Once
 	err      error // why it died; set before dead is closed
 	wg       sync.WaitGroup
+
+	// wmu serialises writing to fc: the writer goroutine, and callers of
+	// kick that write their own request instead of waking the writer.
+	wmu   sync.Mutex
+	batch [][]byte // guarded by wmu
 }
 
 // dialConn connects, says hello, runs the key exchange if any and waits
@@ -226,29 +231,59 @@ func (cn *conn) send(m proto.Message) bool {
 
 func (cn *conn) writer() {
 	defer cn.wg.Done()
-	var batch [][]byte
 	for {
 		select {
 		case <-cn.out.wake:
 		case <-cn.dead:
 			return
 		}
-		var closed bool
-		batch, closed = cn.out.take(batch[:0])
-		for _, b := range batch {
-			if err := cn.fc.WriteFrame(b); err != nil {
-				cn.kill(fmt.Errorf("%w: write: %w", ErrConnectionLost, err))
-				return
-			}
-		}
-		clear(batch)
-		if err := cn.fc.Flush(); err != nil {
+		cn.wmu.Lock()
+		closed, err := cn.writeQueuedLocked()
+		cn.wmu.Unlock()
+		if err != nil {
 			cn.kill(fmt.Errorf("%w: write: %w", ErrConnectionLost, err))
 			return
 		}
 		if closed {
 			return
 		}
+	}
+}
+
+// writeQueuedLocked writes and flushes every queued frame. It reports
+// whether the queue is closed and empty. Called with wmu held.
+func (cn *conn) writeQueuedLocked() (closed bool, err error) {
+	cn.batch, closed = cn.out.take(cn.batch[:0])
+	defer clear(cn.batch)
+	if len(cn.batch) == 0 {
+		return closed, nil
+	}
+	for _, b := range cn.batch {
+		if err := cn.fc.WriteFrame(b); err != nil {
+			return closed, err
+		}
+	}
+	return closed, cn.fc.Flush()
+}
+
+// kick sends what pushQuiet queued: from the calling goroutine when no
+// other is writing (no hop through the writer goroutine, which matters for
+// one request waiting for its reply), otherwise by waking the writer. It
+// may wait while the socket is full (the server is not reading); kill ends
+// that wait. It must not be called with Client.mu held.
+func (cn *conn) kick() {
+	if !cn.wmu.TryLock() {
+		cn.out.signal()
+		return
+	}
+	_, err := cn.writeQueuedLocked()
+	cn.wmu.Unlock()
+	if err != nil {
+		cn.kill(fmt.Errorf("%w: write: %w", ErrConnectionLost, err))
+		return
+	}
+	if cn.out.pending() {
+		cn.out.signal() // pushed while we wrote, by a caller that found us writing
 	}
 }
 

@@ -20,21 +20,41 @@ func newOutQueue() *outQueue {
 	return &outQueue{wake: make(chan struct{}, 1)}
 }
 
-// push appends one frame body; it reports false if the queue is closed.
-// The queue owns body from then on.
+// push appends one frame body and wakes the writer; it reports false if
+// the queue is closed. The queue owns body from then on.
 func (q *outQueue) push(body []byte) bool {
+	if !q.pushQuiet(body) {
+		return false
+	}
+	q.signal()
+	return true
+}
+
+// pushQuiet is push without waking the writer: the caller must then call
+// conn.kick, which writes the queue itself or wakes the writer.
+func (q *outQueue) pushQuiet(body []byte) bool {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.closed {
-		q.mu.Unlock()
 		return false
 	}
 	q.items = append(q.items, body)
-	q.mu.Unlock()
+	return true
+}
+
+// signal wakes the writer.
+func (q *outQueue) signal() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
-	return true
+}
+
+// pending reports whether frames are queued.
+func (q *outQueue) pending() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items) > 0
 }
 
 // take moves every queued frame into dst (which it returns) and reports
