@@ -63,7 +63,10 @@
 // Received events are copied once, a whole Events frame at a time, and
 // decoded by [Subscription.Next] without further allocation; an [Event]'s
 // byte slices point into its frame's block (see [Event] on keeping events
-// for long).
+// for long). A consumer that handles each event as it comes can set
+// [SubscribeOptions.ReuseBuffers]: the blocks are then recycled, a replay
+// makes no garbage, and an event's slices are valid until the next Next
+// ([Event.Clone] keeps one).
 //
 // # Several chains on one connection
 //
