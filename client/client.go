@@ -381,6 +381,10 @@ func (c *Client) shutdown(err error) {
 	}
 	for ch := range c.chains {
 		ch.closed = true
+		if ch.opening != nil { // an OpenChain waiting for Opened
+			ch.opening.done <- err
+			ch.opening = nil
+		}
 	}
 	close(c.dead)
 }

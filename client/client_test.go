@@ -1051,3 +1051,26 @@ func TestExistingChainsOnly(t *testing.T) {
 	defer s.Close()
 	checkSequence(t, collect(t, ctx, s, 1), 0, "p")
 }
+
+// TestOpenChainFailsWhenConnectionLostWithoutReconnect: an Open in flight
+// when the connection dies (reconnect off) fails with ErrConnectionLost
+// instead of waiting forever (found by the bench harness).
+func TestOpenChainFailsWhenConnectionLostWithoutReconnect(t *testing.T) {
+	fs := newFakeServer(t)
+	c := dial(t, fs, "first", WithReconnect(false, 0, 0))
+	fs.mu.Lock()
+	fs.refuseOpen = func(key string) (proto.ErrorCode, string) {
+		if key == "second" {
+			fs.dropAll() // the connection dies before the Open is answered
+		}
+		return proto.CodeOK, ""
+	}
+	fs.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := c.OpenChain(ctx, "second")
+	if !errors.Is(err, ErrConnectionLost) {
+		t.Fatalf("OpenChain on a lost connection = %v after %v, want ErrConnectionLost", err, time.Since(start))
+	}
+}
