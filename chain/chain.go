@@ -176,10 +176,12 @@ type Chain struct {
 
 	// mu serializes appends: validation under the lock, dedup window,
 	// condition, offset assignment. Lock order: mu, then pmu.
-	mu     sync.Mutex
-	next   uint64 // next offset the log will assign
-	dedup  dedupWindow
-	closed bool
+	mu    sync.Mutex
+	next  uint64 // next offset the log will assign
+	dedup dedupWindow
+	// dedupLoaded: the window holds the stored tail (loadDedupLocked ran).
+	dedupLoaded bool
+	closed      bool
 
 	// pmu guards the in-flight batches and the poisoned state. It is never
 	// held while calling into the log, so the log's done callbacks (which
@@ -208,15 +210,15 @@ func openChain(key Key, dir string, log Log, cfg *Config) (*Chain, error) {
 		users: make(map[*Owner]int),
 	}
 	c.dedup.init(cfg.DedupWindow)
-	if err := c.loadDedup(); err != nil {
-		return nil, err
-	}
 	return c, nil
 }
 
-// loadDedup fills the duplicate window from the last DedupWindow stored
-// events, so that a retry after a server restart is still recognised.
-func (c *Chain) loadDedup() error {
+// loadDedupLocked fills the duplicate window from the last DedupWindow
+// stored events, so that a retry after a server restart is still
+// recognised. It runs before the chain's first append rather than at open:
+// hashing up to DedupWindow events (tens of MiB) would otherwise delay every
+// open, also for readers that never append. c.mu must be held.
+func (c *Chain) loadDedupLocked() error {
 	head := c.next
 	from := uint64(0)
 	if w := uint64(c.cfg.DedupWindow); head > w {
@@ -353,6 +355,12 @@ func (c *Chain) append(w *Writer, t uint64, req AppendRequest, done func(Result)
 	}
 	if err := c.Err(); err != nil {
 		return refuse(CodeStorage, -1, c.next, "log failed: "+err.Error())
+	}
+	if !c.dedupLoaded {
+		if err := c.loadDedupLocked(); err != nil {
+			return refuse(CodeStorage, -1, c.next, err.Error())
+		}
+		c.dedupLoaded = true
 	}
 	// A batch whose every event is already stored, at consecutive offsets
 	// in the same order, is a retry: answer with the original offsets once
