@@ -293,8 +293,15 @@ func (cn *conn) reader() {
 	var pingID uint64
 	pinged := false
 	d := &dispatcher{cn: cn}
+	var deadline time.Time
 	for {
-		_ = cn.nc.SetReadDeadline(time.Now().Add(keepAlive))
+		// Moving the deadline costs a timer update, per frame a visible
+		// share of the receive path: move it only once keepAlive/64 has
+		// passed, so silence draws a Ping after 63/64 to all of keepAlive.
+		if now := time.Now(); deadline.Sub(now) < keepAlive-keepAlive/64 {
+			deadline = now.Add(keepAlive)
+			_ = cn.nc.SetReadDeadline(deadline)
+		}
 		body, err := cn.fc.ReadFrame()
 		if err != nil {
 			select {

@@ -123,8 +123,9 @@ func WithHandshakeTimeout(d time.Duration) Option {
 }
 
 // WithKeepAlive sets how long the connection may stay silent before the
-// client pings the server; a server that does not answer within the same
-// time is considered gone (default 30 s).
+// client pings the server (the ping may come up to 1/64 of it earlier);
+// a server that does not answer within the same time is considered gone
+// (default 30 s).
 func WithKeepAlive(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {
