@@ -875,17 +875,7 @@ func BenchmarkE2EAppend(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer c.Close()
-		futs := make(chan *client.Future, 64)
-		done := make(chan error, 1)
-		go func() {
-			var first error
-			for f := range futs {
-				if _, err := f.Wait(ctx); err != nil && first == nil {
-					first = err
-				}
-			}
-			done <- first
-		}()
+		futs, done := waitFutures(ctx, 64)
 		b.SetBytes(100)
 		b.ReportAllocs()
 		for b.Loop() {

@@ -68,17 +68,7 @@ func BenchmarkE2E1KiB(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer c.Close()
-				futs := make(chan *client.Future, 256)
-				done := make(chan error, 1)
-				go func() {
-					var first error
-					for f := range futs {
-						if _, err := f.Wait(ctx); err != nil && first == nil {
-							first = err
-						}
-					}
-					done <- first
-				}()
+				futs, done := waitFutures(ctx, 256)
 				ev := event()
 				b.SetBytes(1024)
 				b.ReportAllocs()
@@ -142,4 +132,23 @@ func BenchmarkE2E1KiB(b *testing.B) {
 			})
 		})
 	}
+}
+
+// waitFutures returns a queue of pipelined appends and a channel that gets
+// the first error among them (or nil) once the queue is closed and every
+// future has completed: the benchmarks' pipelined producers keep a window
+// of window batches in flight this way.
+func waitFutures(ctx context.Context, window int) (chan<- *client.Future, <-chan error) {
+	futs := make(chan *client.Future, window)
+	done := make(chan error, 1)
+	go func() {
+		var first error
+		for f := range futs {
+			if _, err := f.Wait(ctx); err != nil && first == nil {
+				first = err
+			}
+		}
+		done <- first
+	}()
+	return futs, done
 }
