@@ -254,3 +254,21 @@ func RunGeneric(ctx context.Context, env *Env, workload string, p Params) (r Res
 	}
 	return Result{}, false
 }
+
+// Finish closes o (printing the table) and returns the process exit code
+// of a run: 1 if closing failed or any workload failed (saying how many on
+// stderr), 130 if ctx was cancelled (interrupted), else 0.
+func (o *Output) Finish(ctx context.Context) int {
+	if err := o.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if ctx.Err() != nil {
+		return 130
+	}
+	if n := o.Failed(); n > 0 {
+		fmt.Fprintf(os.Stderr, "%d workload(s) failed\n", n)
+		return 1
+	}
+	return 0
+}

@@ -107,18 +107,7 @@ func run(args []string) int {
 			return 1
 		}
 	}
-	if err := out.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if ctx.Err() != nil {
-		return 130
-	}
-	if n := out.Failed(); n > 0 {
-		fmt.Fprintf(os.Stderr, "%d workload(s) failed\n", n)
-		return 1
-	}
-	return 0
+	return out.Finish(ctx)
 }
 
 // runOne starts a fresh server (unless -url) and runs one workload.
