@@ -876,7 +876,21 @@ func TestCloseFailsWaitersAndIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	nextErr := make(chan error, 1)
-	go func() { _, err := s.Next(ctx); nextErr <- err }()
+	go func() {
+		// The fake server stores the batch before its hook blocks the
+		// confirmation, so the live subscription may deliver it before
+		// Close; whatever comes, Next must end with ErrClosed.
+		for {
+			e, err := s.Next(ctx)
+			if err == nil && string(e.Data) != "pending" {
+				err = fmt.Errorf("unexpected event %q", e.Data)
+			}
+			if err != nil {
+				nextErr <- err
+				return
+			}
+		}
+	}()
 	c.Close()
 	c.Close()
 	if _, err := f.Wait(ctx); !errors.Is(err, ErrClosed) {
