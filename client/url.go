@@ -101,6 +101,13 @@ func ParseURL(raw string) (Target, error) {
 		if _, err := netip.ParseAddr(host); err != nil || !strings.Contains(host, ":") {
 			return bad(fmt.Sprintf("%q is not an IPv6 address", host))
 		}
+		// A zone names a network interface. Restrict it to the bytes an
+		// interface name uses: other bytes would have to be %-escaped, and
+		// net/url refuses to parse most escapes inside a zone, so the URL
+		// could not be printed back (Target.String) in a form it accepts.
+		if _, zone, ok := strings.Cut(host, "%"); ok && !validHostName(zone) {
+			return bad(fmt.Sprintf("IPv6 zone %q: want letters, digits, '-', '_' or '.'", zone))
+		}
 	} else if !validHostName(host) {
 		return bad(fmt.Sprintf("host %q: want a name, an IPv4 address, or an IPv6 address in brackets", host))
 	}
@@ -122,11 +129,17 @@ func ParseURL(raw string) (Target, error) {
 	if key == "" {
 		return bad("missing chain key after " + RouteDB + "/")
 	}
-	return Target{
+	t := Target{
 		Addr:     net.JoinHostPort(host, strconv.Itoa(port)),
 		Route:    RouteDB,
 		ChainKey: key,
-	}, nil
+	}
+	// Escaping can triple a key's length; bound the canonical form too, so
+	// that every accepted URL prints to one this function accepts.
+	if n := len(t.String()); n > maxURLLen {
+		return bad(fmt.Sprintf("%d bytes once escaped, longer than %d", n, maxURLLen))
+	}
+	return t, nil
 }
 
 // validHostName reports whether h is a DNS name or an IPv4 address:
