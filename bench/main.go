@@ -29,7 +29,7 @@ Workloads:
   sync1        1 producer, one event per append, waits for each confirmation
   closed64     64 producers, one event per append, each waits for its confirmation
   pipelined64  64 producers, 256 appends in flight each
-  replay       read 1,000,000 events of history from offset 0
+  replay       read 1,000,000 events of history from offset 0 (with -duration: again and again)
   fanout       1 producer at 10,000 events/s, 16 live subscribers
   handshake    encrypted connection setups per second (default -wire-encryption 192: ML-KEM-768)
   manychains   appends spread over 10,000 chains (Zipf), then opens among 100,000 chains on disk

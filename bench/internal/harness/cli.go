@@ -77,8 +77,8 @@ func NewFlagSet(name string, o *Options, syncDefault, syncHelp string) *flag.Fla
 	fs.IntVar(&o.Window, "window", 0, "appends in flight per producer; 1 = wait for each confirmation (default: the workload's)")
 	fs.IntVar(&o.Subscribers, "subscribers", 0, "live subscribers for fanout (default 16)")
 	fs.IntVar(&o.Rate, "rate", 0, "events/s offered by the fanout producer (default 10000)")
-	fs.Int64Var(&o.Count, "count", 0, "events to append (replay: to fill and read; default: the workload's)")
-	fs.DurationVar(&o.Duration, "duration", 0, "how long to append (default: the workload's, 10s)")
+	fs.Int64Var(&o.Count, "count", 0, "events to append (replay: the history to fill and read; default: the workload's)")
+	fs.DurationVar(&o.Duration, "duration", 0, "how long to append (default: the workload's, 10s); replay: how long to read, the history (-count, default 1,000,000 events) filled once and read from offset 0 again after each full pass")
 	fs.StringVar(&o.Sync, "sync", syncDefault, syncHelp)
 	fs.IntVar(&o.WireEncryption, "wire-encryption", 0, "wire encryption key size: 0 (none), 128, 192 or 256")
 	fs.StringVar(&o.URL, "url", "", "use the running server at this URL instead of starting one (server CPU is then not reported)")
@@ -170,7 +170,9 @@ func (o *Options) Apply(workload string, p Params) Params {
 	}
 	if o.set["duration"] {
 		p.DurationS = o.Duration.Seconds()
-		if !o.set["count"] {
+		if !o.set["count"] && workload != Replay {
+			// replay keeps its count: the size of the history it reads
+			// again and again for the duration.
 			p.Count = 0
 		}
 	}

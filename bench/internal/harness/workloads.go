@@ -432,11 +432,14 @@ func watch(ctx context.Context, stall time.Duration, what string, counter func()
 
 // RunReplay fills a fresh stream with p.Count events (untimed, from
 // p.Producers pipelined producers with p.Window each) and then times one
-// subscriber reading all of them from the start.
+// subscriber reading all of them from the start. With a duration
+// (p.DurationS > 0) the history is filled once and read again from the
+// start, each pass on a new subscription, until the duration elapses; the
+// pass running then stops there, and the figures cover every event read.
 func RunReplay(ctx context.Context, env *Env, p Params) Result {
 	r := Result{System: env.System, Workload: "replay", Params: p}
 	if p.Count <= 0 {
-		r.Error = fmt.Sprintf("%v: replay needs a count", ErrBadParams)
+		r.Error = fmt.Sprintf("%v: replay needs a count (the events of history to fill and read)", ErrBadParams)
 		return r
 	}
 	stream := StreamName("replay")
@@ -448,19 +451,23 @@ func RunReplay(ctx context.Context, env *Env, p Params) Result {
 	r.SetExtra("fill_events_per_s", float64(filled)/fillTime.Seconds())
 
 	var (
-		n          atomic.Int64
+		n          atomic.Int64 // events read, every pass
+		got        int64        // events read in the current pass
 		bytes      int64
 		orderErrs  int64
-		lastSeq    = make(map[int]int64)
+		lastSeq    map[int]int64
 		firstEvent time.Duration
 		t0         time.Time
-		doneCh     = make(chan struct{})
+		doneCh     chan struct{}
 	)
+	// handle runs on the subscription's goroutine; the variables it
+	// touches are reset between passes, after the previous Close returned.
 	handle := func(data []byte) {
 		c := n.Add(1)
 		if c == 1 {
 			firstEvent = time.Since(t0)
 		}
+		got++
 		bytes += int64(len(data))
 		seq, prod, ok := header(data)
 		if !ok || len(data) != p.EventSize {
@@ -470,34 +477,60 @@ func RunReplay(ctx context.Context, env *Env, p Params) Result {
 		} else {
 			lastSeq[prod] = seq
 		}
-		if c == p.Count {
+		if got == p.Count {
 			close(doneCh)
 		}
 	}
-	prog := StartProgress(env.Progress, env.System+" replay", &n, p.Count, 0)
+	dur := p.Duration()
+	total := p.Count
+	if dur > 0 {
+		total = 0 // unknown: the progress line shows the time budget
+	}
+	prog := StartProgress(env.Progress, env.System+" replay", &n, total, dur)
 	m := StartMeter(env)
 	t0 = m.t0
-	sub, err := env.Driver.Subscribe(ctx, stream, handle)
-	if err != nil {
-		prog.Stop()
-		r.Error = fmt.Sprintf("subscribe: %v", err)
-		return r
+	passes := 0
+	for {
+		got, lastSeq, doneCh = 0, make(map[int]int64), make(chan struct{})
+		passes++
+		wctx, cancel := ctx, context.CancelFunc(func() {})
+		if dur > 0 {
+			wctx, cancel = context.WithDeadline(ctx, t0.Add(dur))
+		}
+		var sub Subscription
+		sub, err = env.Driver.Subscribe(ctx, stream, handle)
+		if err != nil {
+			cancel()
+			err = fmt.Errorf("subscribe (pass %d): %w", passes, err)
+			break
+		}
+		err = watch(wctx, env.stallTimeout(), "replay", n.Load, p.Count, doneCh)
+		timeUp := dur > 0 && err != nil && ctx.Err() == nil && wctx.Err() != nil
+		cancel()
+		if timeUp {
+			err = nil
+		}
+		if cerr := sub.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close subscription: %w", cerr)
+		}
+		if err != nil || dur <= 0 || timeUp || time.Since(t0) >= dur {
+			break
+		}
 	}
-	err = watch(ctx, env.stallTimeout(), "replay", n.Load, p.Count, doneCh)
 	m.Stop()
 	prog.Stop()
-	if cerr := sub.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("close subscription: %w", cerr)
-	}
 	if err != nil {
 		r.Error = err.Error()
 		return r
 	}
-	// The handler goroutine has stopped (Close returned): its fields are ours.
+	// Every handler goroutine has stopped (Close returned): its fields are ours.
 	r.Events = n.Load()
 	r.Bytes = bytes
 	m.Fill(&r)
 	r.SetExtra("first_event_ms", float64(firstEvent)/1e6)
+	if dur > 0 {
+		r.SetExtra("passes", float64(passes))
+	}
 	if orderErrs > 0 {
 		r.Error = fmt.Sprintf("%d events out of order, duplicated or malformed", orderErrs)
 	}

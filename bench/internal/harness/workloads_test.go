@@ -124,6 +124,40 @@ func TestRunReplay(t *testing.T) {
 	}
 }
 
+func TestRunReplayDuration(t *testing.T) {
+	// 2,000 events read again and again for 300 ms: several passes, each
+	// on a new subscription, and the run ends at the duration.
+	p := Params{EventSize: 64, Producers: 2, Window: 16, Count: 2000, DurationS: 0.3}
+	r := RunReplay(context.Background(), testEnv(&fakeDriver{}), p)
+	if r.Error != "" {
+		t.Fatalf("error: %s", r.Error)
+	}
+	passes := r.Extra["passes"]
+	if passes < 2 {
+		t.Errorf("passes %v, want at least 2 over 2,000 events in 300 ms", passes)
+	}
+	if r.Events <= p.Count || r.Events > int64(passes)*p.Count || r.Bytes != r.Events*64 {
+		t.Errorf("read %d events (%d bytes) in %v passes of %d", r.Events, r.Bytes, passes, p.Count)
+	}
+	if r.Seconds < 0.29 || r.Seconds > 5 {
+		t.Errorf("ran %v s, want about the 0.3 s duration", r.Seconds)
+	}
+}
+
+func TestOptionsReplayDuration(t *testing.T) {
+	var o Options
+	fs := NewFlagSet("t", &o, "always", "sync mode")
+	if _, err := o.Parse(fs, []string{"replay", "sync1", "-duration", "5s"}); err != nil {
+		t.Fatal(err)
+	}
+	if p := o.Apply(Replay, Defaults[Replay]); p.Count != Defaults[Replay].Count || p.DurationS != 5 {
+		t.Errorf("replay -duration 5s: count %d duration %v s, want count %d (the history) and 5 s", p.Count, p.DurationS, Defaults[Replay].Count)
+	}
+	if p := o.Apply(Sync1, Defaults[Sync1]); p.Count != 0 || p.DurationS != 5 {
+		t.Errorf("sync1 -duration 5s: count %d duration %v s, want 0 and 5 s", p.Count, p.DurationS)
+	}
+}
+
 func TestRunReplayDetectsDisorder(t *testing.T) {
 	p := Params{EventSize: 64, Producers: 1, Window: 1, Count: 100}
 	r := RunReplay(context.Background(), testEnv(&fakeDriver{reorder: true}), p)
