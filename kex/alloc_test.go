@@ -24,7 +24,7 @@ func TestZeroAllocSteadyState(t *testing.T) {
 		t.Skip("allocation counts are not meaningful under -race")
 	}
 	for _, size := range allSizes {
-		for _, path := range []string{"in-place", "fallback"} {
+		for _, path := range []string{"in-place", "fallback", "open-frame"} {
 			t.Run(fmt.Sprintf("size=%v/path=%s", size, path), func(t *testing.T) {
 				r := mustHandshake(t, hsOpts{size: size})
 				var wire bytes.Buffer
@@ -33,6 +33,17 @@ func TestZeroAllocSteadyState(t *testing.T) {
 					wfc, rfc = plainFC{wfc}, plainFC{rfc}
 				}
 				w, rd := r.cli.Conn(wfc), r.srv.Conn(rfc)
+				read := rd.ReadFrame
+				if path == "open-frame" {
+					// Raw frames read from the stream, opened by OpenFrame.
+					read = func() ([]byte, error) {
+						body, err := rfc.ReadFrame()
+						if err != nil {
+							return nil, err
+						}
+						return rd.OpenFrame(body)
+					}
+				}
 				msg := bytes.Repeat([]byte("x"), 4096)
 				step := func() {
 					if err := w.WriteFrame(msg); err != nil {
@@ -41,7 +52,7 @@ func TestZeroAllocSteadyState(t *testing.T) {
 					if err := w.Flush(); err != nil {
 						t.Fatalf("Flush: %v", err)
 					}
-					got, err := rd.ReadFrame()
+					got, err := read()
 					if err != nil || len(got) != len(msg) {
 						t.Fatalf("ReadFrame = %d bytes, %v", len(got), err)
 					}

@@ -98,43 +98,65 @@ func TestSealedFrameAttacks(t *testing.T) {
 	}
 	for _, size := range allSizes {
 		for name, tc := range tests {
-			t.Run(fmt.Sprintf("size=%v/%s", size, name), func(t *testing.T) {
-				r := mustHandshake(t, hsOpts{size: size})
-				c2s := sealFrames(t, r.cli, "first", "second frame", "third")
-				s2c := sealFrames(t, r.srv, "reply one", "reply two")
-				confirmFrame = r.cliEnd.frames()[1]
-				feed := tc.attack(cloneFrames(c2s), cloneFrames(s2c))
-				rc := &recordConn{toRead: feed}
-				sc := r.srv.Conn(rc)
-				want := []string{"first", "second frame", "third"}
-				for i := 0; i < tc.good; i++ {
-					got, err := sc.ReadFrame()
-					if err != nil || string(got) != want[i] {
-						t.Fatalf("frame %d = %q, %v; want %q", i, got, err, want[i])
-					}
-				}
-				_, err := sc.ReadFrame()
-				var oe *OpenError
-				if !errors.Is(err, ErrDecrypt) || !errors.As(err, &oe) {
-					t.Fatalf("attacked frame: error %v, want an OpenError", err)
-				}
-				if oe.Counter != uint64(tc.good)+1 || oe.Direction != "client to server" {
-					t.Fatalf("OpenError %+v, want counter %d client to server", oe, tc.good+1)
-				}
-				rc.toRead = cloneFrames(c2s) // even genuine frames are refused now
-				if _, err2 := sc.ReadFrame(); err2 != err {
-					t.Fatalf("read after failure: %v, want the same error %v", err2, err)
-				}
-				if err2 := sc.WriteFrame([]byte("x")); err2 != err {
-					t.Fatalf("write after failure: %v, want the same error %v", err2, err)
-				}
-				if err2 := sc.Flush(); err2 != err {
-					t.Fatalf("flush after failure: %v, want the same error %v", err2, err)
-				}
-				assertWiped(t, r.srv)
-			})
+			for _, via := range []string{"ReadFrame", "OpenFrame"} {
+				t.Run(fmt.Sprintf("size=%v/%s/via=%s", size, name, via), func(t *testing.T) {
+					testSealedFrameAttack(t, size, via, tc.attack, tc.good)
+				})
+			}
 		}
 	}
+}
+
+// testSealedFrameAttack runs one case of TestSealedFrameAttacks, reading
+// the frames through Conn.ReadFrame, or reading them raw and opening them
+// with Conn.OpenFrame (via "OpenFrame").
+func testSealedFrameAttack(t *testing.T, size KeySize, via string, attack func(c2s, s2c [][]byte) [][]byte, good int) {
+	r := mustHandshake(t, hsOpts{size: size})
+	c2s := sealFrames(t, r.cli, "first", "second frame", "third")
+	s2c := sealFrames(t, r.srv, "reply one", "reply two")
+	confirmFrame = r.cliEnd.frames()[1]
+	feed := attack(cloneFrames(c2s), cloneFrames(s2c))
+	rc := &recordConn{toRead: feed}
+	sc := r.srv.Conn(rc)
+	next := sc.ReadFrame
+	if via == "OpenFrame" {
+		next = func() ([]byte, error) {
+			body, err := rc.ReadFrame()
+			if err != nil {
+				return nil, err
+			}
+			return sc.OpenFrame(body)
+		}
+	}
+	want := []string{"first", "second frame", "third"}
+	for i := 0; i < good; i++ {
+		got, err := next()
+		if err != nil || string(got) != want[i] {
+			t.Fatalf("frame %d = %q, %v; want %q", i, got, err, want[i])
+		}
+	}
+	_, err := next()
+	var oe *OpenError
+	if !errors.Is(err, ErrDecrypt) || !errors.As(err, &oe) {
+		t.Fatalf("attacked frame: error %v, want an OpenError", err)
+	}
+	if oe.Counter != uint64(good)+1 || oe.Direction != "client to server" {
+		t.Fatalf("OpenError %+v, want counter %d client to server", oe, good+1)
+	}
+	rc.toRead = cloneFrames(c2s) // even genuine frames are refused now
+	if _, err2 := sc.ReadFrame(); err2 != err {
+		t.Fatalf("read after failure: %v, want the same error %v", err2, err)
+	}
+	if _, err2 := sc.OpenFrame(cloneFrames(c2s)[good]); err2 != err {
+		t.Fatalf("OpenFrame after failure: %v, want the same error %v", err2, err)
+	}
+	if err2 := sc.WriteFrame([]byte("x")); err2 != err {
+		t.Fatalf("write after failure: %v, want the same error %v", err2, err)
+	}
+	if err2 := sc.Flush(); err2 != err {
+		t.Fatalf("flush after failure: %v, want the same error %v", err2, err)
+	}
+	assertWiped(t, r.srv)
 }
 
 // confirmFrame is the client's confirmation frame of the current attack
@@ -369,11 +391,20 @@ func TestRekeyBoundary(t *testing.T) {
 							t.Fatalf("%s frame %d: wrong plaintext", dir.name, k)
 						}
 					}
-					to := dir.to.Conn(&recordConn{toRead: rc.written})
+					// Read alternately with ReadFrame and with OpenFrame
+					// (frames read raw): both take the next counter.
+					raw := &recordConn{toRead: cloneFrames(rc.written)}
+					to := dir.to.Conn(raw)
 					for i := range n {
-						got, err := to.ReadFrame()
+						var got []byte
+						var err error
+						if i%2 == 0 {
+							got, err = to.ReadFrame()
+						} else if got, err = raw.ReadFrame(); err == nil {
+							got, err = to.OpenFrame(got)
+						}
 						if err != nil || !bytes.Equal(got, bytes.Repeat([]byte{byte(i)}, tc.size)) {
-							t.Fatalf("%s ReadFrame %d across ratchets: %d bytes, %v", dir.name, i, len(got), err)
+							t.Fatalf("%s frame %d across ratchets (ReadFrame if even, OpenFrame if odd): %d bytes, %v", dir.name, i, len(got), err)
 						}
 					}
 					if e := dir.from.tx.epoch; e != uint64(tc.epochFor(n+1)) {
@@ -445,6 +476,18 @@ func TestRejectLimit(t *testing.T) {
 	}
 	if _, err := cr.ReadFrame(); !errors.Is(err, ErrExhausted) {
 		t.Fatalf("ReadFrame at the hard limit: %v, want ErrExhausted", err)
+	}
+	// The same through OpenFrame, on a fresh pair.
+	r = mustHandshake(t, hsOpts{size: KeySize256, scfg: ServerConfig{limits: &loose}, ccfg: ClientConfig{limits: &hard}})
+	cr = r.cli.Conn(&recordConn{})
+	for i, f := range sealFrames(t, r.srv, "1", "2", "3", "4", "5") {
+		_, err := cr.OpenFrame(f)
+		if i < 4 && err != nil {
+			t.Fatalf("OpenFrame counter %d: %v", i+1, err)
+		}
+		if i == 4 && !errors.Is(err, ErrExhausted) {
+			t.Fatalf("OpenFrame at the hard limit: %v, want ErrExhausted", err)
+		}
 	}
 }
 

@@ -52,6 +52,12 @@
 // at [RejectAfterFrames]. The byte-exact description is in
 // docs/PROTOCOL.md §11.
 //
+// [Conn.ReadFrame] reads and opens the next frame. A receiver that reads
+// raw frames itself (for instance on one goroutine, handing them to
+// another that decrypts them, so both run on their own core) opens each
+// with [Conn.OpenFrame], in the order they arrived: the same counters,
+// ratchets and sticky failure apply.
+//
 // # Usage
 //
 // The server, after writing its HelloAck:

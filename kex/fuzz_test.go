@@ -85,7 +85,20 @@ func fuzzSeeds(tb testing.TB) map[string][]byte {
 		"empty":                       {},                                                       // no selector
 		"selector-only":               {2},                                                      // clean EOF
 		"wrong-size-for-frames-128to": append([]byte{1}, valid3[1:]...),                         // 128-bit frames read with 192-bit keys
+		// Selector bit 7: odd frames are read raw and opened by OpenFrame.
+		"openframe-valid-three-128":    sealedStream(tb, 0x81, []byte{}, []byte("hello"), bytes.Repeat([]byte{7}, 1000)), // mixed ReadFrame / OpenFrame across a ratchet
+		"openframe-valid-eight-256":    sealedStream(tb, 0x80, repeatMsgs(8)...),                                         // OpenFrame hits rejectAt
+		"openframe-replayed-frame":     append(append([]byte{0x81}, frameA...), frameA...),                               // second copy fails in OpenFrame
+		"openframe-flipped-second-192": flipSecond(sealedStream(tb, 0x82, []byte("x"), []byte("tampered"))),              // OpenFrame fails, then sticky
 	}
+}
+
+// flipSecond flips a bit inside the second frame of a sealedStream input
+// (one-byte first body: frame 1 starts after 1+4+1+16 bytes).
+func flipSecond(in []byte) []byte {
+	out := append([]byte(nil), in...)
+	out[1+2*proto.FrameHeaderSize+1+TagSize+2] ^= 4
+	return out
 }
 
 func repeatMsgs(n int) [][]byte {
@@ -97,9 +110,12 @@ func repeatMsgs(n int) [][]byte {
 }
 
 // FuzzOpenFrame feeds arbitrary frame streams to a server session's sealed
-// Conn. Properties: nothing panics; a frame that opens is exactly what the
-// genuine peer would have sealed at that counter (so the fuzzer cannot
-// forge one); after a failed open every later read returns the same error.
+// Conn: frames are read by ReadFrame, or, when bit 7 of the selector byte
+// is set, every odd frame is read raw and opened by OpenFrame. Properties:
+// nothing panics; a frame that opens is exactly what the genuine peer
+// would have sealed at that counter (so the fuzzer cannot forge one);
+// after a failed open every later ReadFrame and OpenFrame returns the
+// same error.
 func FuzzOpenFrame(f *testing.F) {
 	for _, seed := range fuzzSeeds(f) {
 		f.Add(seed)
@@ -115,12 +131,24 @@ func FuzzOpenFrame(f *testing.F) {
 		c := srv.Conn(rec)
 		var mirrorOut bytes.Buffer
 		mc := mirror.Conn(proto.NewStream(&mirrorOut, fuzzMaxBody))
-		for {
-			pt, err := c.ReadFrame()
+		mixed := data[0]&0x80 != 0
+		for i := 0; ; i++ {
+			var pt []byte
+			var err error
+			if mixed && i%2 == 1 {
+				if pt, err = rec.ReadFrame(); err == nil {
+					pt, err = c.OpenFrame(pt)
+				}
+			} else {
+				pt, err = c.ReadFrame()
+			}
 			if err != nil {
 				if errors.Is(err, ErrDecrypt) || errors.Is(err, ErrExhausted) {
 					if _, err2 := c.ReadFrame(); err2 != err {
 						t.Fatalf("read after %v returned %v, want the same error", err, err2)
+					}
+					if _, err2 := c.OpenFrame(append([]byte(nil), rec.last...)); err2 != err {
+						t.Fatalf("OpenFrame after %v returned %v, want the same error", err, err2)
 					}
 				}
 				return
@@ -177,7 +205,7 @@ func TestFuzzSeedsCommitted(t *testing.T) {
 		}
 	}
 	// The valid seeds really open, so the fuzzer starts past the AEAD.
-	for _, name := range []string{"valid-three-frames-128", "valid-one-frame-192", "valid-eight-frames-256", "valid-byte-ratchet"} {
+	for _, name := range []string{"valid-three-frames-128", "valid-one-frame-192", "valid-eight-frames-256", "valid-byte-ratchet", "openframe-valid-three-128", "openframe-valid-eight-256"} {
 		data := seeds[name]
 		srv := fuzzSession(t, allSizes[int(data[0])%len(allSizes)], false)
 		c := srv.Conn(proto.NewStream(bytes.NewBuffer(data[1:]), fuzzMaxBody))

@@ -348,8 +348,26 @@ func (c *Conn) ReadFrame() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return c.OpenFrame(body)
+}
+
+// OpenFrame opens sealed, the body of the next frame of the underlying
+// stream, which the caller read itself instead of through ReadFrame (for
+// instance on another goroutine, so that socket reads and decryption run
+// on two cores). It decrypts in place: the plaintext aliases sealed, whose
+// bytes are overwritten, and nothing is allocated.
+//
+// Frames must be passed exactly once each, in the order they arrived;
+// ReadFrame and OpenFrame may be mixed, since both take the next frame
+// counter, but must not run concurrently with each other or themselves.
+// A frame passed out of order, twice, or altered fails to open. Any
+// failure kills the session as ReadFrame's does: that call and every later
+// OpenFrame, ReadFrame and WriteFrame return the same [*OpenError] (or
+// [ErrExhausted], [ErrClosed]), and the caller must close the connection.
+func (c *Conn) OpenFrame(sealed []byte) ([]byte, error) {
+	d := &c.s.rx
 	d.mu.Lock()
-	pt, err := d.openLocked(body)
+	pt, err := d.openLocked(sealed)
 	d.mu.Unlock()
 	if err != nil {
 		c.s.kill(err)
