@@ -51,6 +51,9 @@ type Log struct {
 	retired []*segment // replaced segments, unmapped at Close
 	closed  atomic.Bool
 
+	j  *Journal   // nil: every commit syncs its segment
+	jr journalReq // this log's request to j, reused (writer goroutine only)
+
 	w          writerState // owned by the writer goroutine
 	writerDone chan struct{}
 	closeErr   error // set by the writer before writerDone is closed
@@ -60,24 +63,27 @@ type Log struct {
 }
 
 type counters struct {
-	records, bytes, appends, commits, syncs, writes, repairs, rebuilds, preallocs, maxGroup atomic.Uint64
-	segments                                                                                atomic.Int64
+	records, bytes, appends, commits, syncs, writes, repairs, rebuilds, preallocs, maxGroup, journalCommits atomic.Uint64
+	segments                                                                                                atomic.Int64
 }
 
 // Stats is a snapshot of a log's counters.
 type Stats struct {
-	Head          uint64 // next offset to be acknowledged
-	Segments      int    // segment files in the readable log
-	Records       uint64 // acknowledged records in the log
-	Bytes         int64  // bytes of acknowledged records on disk, headers and padding included
-	Appends       uint64 // batches acknowledged since Open
-	Commits       uint64 // group commits (one write round and, in SyncAlways, one fdatasync)
-	Syncs         uint64 // fdatasync calls since Open
-	Writes        uint64 // write calls since Open
-	MaxGroup      uint64 // most batches committed by one group commit
-	Repairs       uint64 // torn tails cut at Open
-	IndexRebuilds uint64 // sealed-segment indexes rebuilt at Open
-	Preallocs     uint64 // segment files preallocated since Open
+	Head     uint64 // next offset to be acknowledged
+	Segments int    // segment files in the readable log
+	Records  uint64 // acknowledged records in the log
+	Bytes    int64  // bytes of acknowledged records on disk, headers and padding included
+	Appends  uint64 // batches acknowledged since Open
+	Commits  uint64 // group commits (one write round and, in SyncAlways, one fdatasync)
+	Syncs    uint64 // fdatasync calls of the log's segments since Open
+	// JournalCommits counts group commits made durable through the
+	// journal (Options.Journal) instead of an fdatasync of the segment.
+	JournalCommits uint64
+	Writes         uint64 // write calls since Open
+	MaxGroup       uint64 // most batches committed by one group commit
+	Repairs        uint64 // torn tails cut at Open
+	IndexRebuilds  uint64 // sealed-segment indexes rebuilt at Open
+	Preallocs      uint64 // segment files preallocated since Open
 }
 
 // batch is one AppendAsync call waiting for the writer.
@@ -212,18 +218,19 @@ func (l *Log) Append(payloads [][]byte) (first uint64, err error) {
 // Stats returns a snapshot of the log's counters.
 func (l *Log) Stats() Stats {
 	return Stats{
-		Head:          l.head.Load(),
-		Segments:      int(l.st.segments.Load()),
-		Records:       l.st.records.Load(),
-		Bytes:         int64(l.st.bytes.Load()),
-		Appends:       l.st.appends.Load(),
-		Commits:       l.st.commits.Load(),
-		Syncs:         l.st.syncs.Load(),
-		Writes:        l.st.writes.Load(),
-		MaxGroup:      l.st.maxGroup.Load(),
-		Repairs:       l.st.repairs.Load(),
-		IndexRebuilds: l.st.rebuilds.Load(),
-		Preallocs:     l.st.preallocs.Load(),
+		Head:           l.head.Load(),
+		Segments:       int(l.st.segments.Load()),
+		Records:        l.st.records.Load(),
+		Bytes:          int64(l.st.bytes.Load()),
+		Appends:        l.st.appends.Load(),
+		Commits:        l.st.commits.Load(),
+		Syncs:          l.st.syncs.Load(),
+		JournalCommits: l.st.journalCommits.Load(),
+		Writes:         l.st.writes.Load(),
+		MaxGroup:       l.st.maxGroup.Load(),
+		Repairs:        l.st.repairs.Load(),
+		IndexRebuilds:  l.st.rebuilds.Load(),
+		Preallocs:      l.st.preallocs.Load(),
 	}
 }
 

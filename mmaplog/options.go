@@ -81,6 +81,12 @@ type Options struct {
 	// *CorruptionError, so that the records before the damage can be read;
 	// by default Open returns only the error.
 	OpenCorrupt bool
+	// Journal, if not nil, is the commit journal of the logs under its
+	// root (see Journal): in SyncAlways mode, groups are made durable by
+	// the journal's shared fdatasync instead of one fdatasync per log. The
+	// log's directory must be inside the journal's root and FS must be the
+	// journal's. Without it, every group commit syncs its own segment.
+	Journal *Journal
 	// Now is the server clock stamped on records; nil means time.Now. Stamps
 	// are clamped so that they never decrease along the log.
 	Now func() time.Time
@@ -116,6 +122,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%w: sync mode %d", ErrInvalidOptions, int(o.Sync))
 	case o.SyncInterval < 0:
 		return o, fmt.Errorf("%w: sync interval %v", ErrInvalidOptions, o.SyncInterval)
+	case o.Journal != nil && o.Journal.fs != o.FS:
+		return o, fmt.Errorf("%w: the journal and the log use different file systems", ErrInvalidOptions)
 	}
 	return o, nil
 }

@@ -35,14 +35,18 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	fs := opts.FS
-	if err := fs.MkdirAll(dir); err != nil {
-		return nil, fmt.Errorf("mmaplog: create %s: %w", dir, err)
+	if err := mkdirDurable(fs, dir); err != nil {
+		return nil, fmt.Errorf("mmaplog: open %s: %w", dir, err)
 	}
-	if err := fs.SyncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
-		return nil, fmt.Errorf("mmaplog: sync parent of %s: %w", dir, err)
-	}
-	lock, err := fs.Lock(filepath.Join(dir, lockName))
-	if err != nil {
+	var rel string
+	var lock io.Closer
+	if j := opts.Journal; j != nil {
+		// The journal's LOCK guards every log under its root: no LOCK
+		// (and no file descriptor) of our own.
+		if rel, err = j.relDir(dir); err != nil {
+			return nil, err
+		}
+	} else if lock, err = fs.Lock(filepath.Join(dir, lockName)); err != nil {
 		return nil, fmt.Errorf("mmaplog: open %s: %w", dir, err)
 	}
 	l := &Log{
@@ -53,6 +57,10 @@ func Open(dir string, opts Options) (*Log, error) {
 		lock:       lock,
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
+		j:          opts.Journal,
+	}
+	if l.j != nil {
+		l.jr = journalReq{rel: rel, done: make(chan error, 1)}
 	}
 	l.w.lastIdx = -1
 	empty := []*segment{}
@@ -63,7 +71,9 @@ func Open(dir string, opts Options) (*Log, error) {
 			l.w.f.Close()
 		}
 		l.unmapAllLocked()
-		lock.Close()
+		if lock != nil {
+			lock.Close()
+		}
 		return nil, err
 	}
 	if cerr != nil {
@@ -320,7 +330,7 @@ func (l *Log) openActive(first, minOff uint64) (_ *segment, _ *CorruptionError, 
 	ok = true
 	w := &l.w
 	w.seg, w.f = s, f
-	w.pos, w.acked, w.synced = r.commitEnd, r.commitEnd, r.commitEnd
+	w.pos, w.acked, w.synced, w.segSynced = r.commitEnd, r.commitEnd, r.commitEnd, r.commitEnd
 	w.nextSize = min(max(2*s.size, firstSegmentSize), l.opts.SegmentSize)
 	if len(s.idx) > 0 {
 		w.lastIdx = s.idx[len(s.idx)-1].pos

@@ -20,7 +20,8 @@ type writerState struct {
 	f         vfs.File
 	pos       int64 // bytes written to seg (all acknowledged once the group completes)
 	acked     int64 // bytes acknowledged in seg
-	synced    int64 // bytes of seg made durable
+	synced    int64 // bytes of seg made durable, in seg or in the journal
+	segSynced int64 // bytes of seg made durable by fdatasync of seg itself
 	lastTime  int64 // newest time stamp written
 	lastIdx   int64 // position of seg's newest index entry, -1 if none
 	nextSize  int64 // size of the next segment to prepare
@@ -104,7 +105,7 @@ func (l *Log) finish() error {
 		return nil
 	}
 	var err error
-	if l.Err() == nil && w.pos > w.synced {
+	if l.Err() == nil && w.pos > w.segSynced {
 		err = l.datasync()
 		if err != nil {
 			l.poison(err)
@@ -119,7 +120,7 @@ func (l *Log) finish() error {
 
 func (l *Log) syncInterval() {
 	w := &l.w
-	if l.Err() != nil || w.f == nil || w.pos <= w.synced {
+	if l.Err() != nil || w.f == nil || w.pos <= w.segSynced {
 		return
 	}
 	if err := l.datasync(); err != nil {
@@ -139,6 +140,22 @@ func (l *Log) datasync() error {
 	if err != nil {
 		return fmt.Errorf("mmaplog: fdatasync %s: %w", w.seg.name, err)
 	}
+	w.synced, w.segSynced = w.pos, w.pos
+	return nil
+}
+
+// journalCommit makes the group just written at pos durable through the
+// journal instead of an fdatasync of the segment.
+func (l *Log) journalCommit(pos int64, data []byte) error {
+	w := &l.w
+	r := &l.jr
+	r.segID, r.first, r.name, r.pos, r.data = w.seg.id, w.seg.first, w.seg.name, pos, data
+	err := l.j.commit(r)
+	r.data = nil
+	if err != nil {
+		return fmt.Errorf("mmaplog: journal commit of %s: %w", w.seg.name, err)
+	}
+	l.st.journalCommits.Add(1)
 	w.synced = w.pos
 	return nil
 }
@@ -182,17 +199,23 @@ func (l *Log) commit(bs []batch) {
 	w.lastTime = now
 	acked := 0
 	w.buf = w.buf[:0]
+	groupPos := w.pos
+	split := false // part of the group was written before its last write
 	for i := range bs {
 		var need int64
 		for _, p := range bs[i].payloads {
 			need += recordSize(len(p))
 		}
 		if w.pos+int64(len(w.buf))+need > w.seg.size {
+			split = true
 			if err := l.write(); err != nil {
 				l.fail(bs[acked:], err)
 				return
 			}
-			if w.pos > w.synced { // always sync before rotating, in every mode
+			// Always sync before rotating, in every mode and also when the
+			// journal holds the data: sealed segments are durable by
+			// themselves, so journal records only ever name active ones.
+			if w.pos > w.segSynced {
 				if err := l.datasync(); err != nil {
 					l.fail(bs[acked:], err)
 					return
@@ -211,18 +234,26 @@ func (l *Log) commit(bs []batch) {
 		}
 		l.encode(&bs[i], now)
 		if len(w.buf) >= maxWriteChunk {
+			split = true
 			if err := l.write(); err != nil {
 				l.fail(bs[acked:], err)
 				return
 			}
 		}
 	}
+	data := w.buf // the group's bytes, unless split; valid until the next encode
 	if err := l.write(); err != nil {
 		l.fail(bs[acked:], err)
 		return
 	}
 	if l.opts.Sync == SyncAlways {
-		if err := l.datasync(); err != nil {
+		var err error
+		if l.j != nil && !split && int64(len(data)) <= l.j.opts.MaxGroup {
+			err = l.journalCommit(groupPos, data)
+		} else {
+			err = l.datasync()
+		}
+		if err != nil {
 			l.fail(bs[acked:], err)
 			return
 		}
@@ -357,7 +388,7 @@ func (l *Log) rotate(first uint64, need int64) error {
 	}
 	l.segs.Store(&segs)
 	w.seg, w.f = s, pa.f
-	w.pos, w.acked, w.synced, w.lastIdx = segHeaderSize, segHeaderSize, segHeaderSize, -1
+	w.pos, w.acked, w.synced, w.segSynced, w.lastIdx = segHeaderSize, segHeaderSize, segHeaderSize, segHeaderSize, -1
 	w.nextSize = min(2*size, l.opts.SegmentSize)
 	if !replace {
 		l.bg.seal(old)
