@@ -41,6 +41,7 @@ type soloConfig struct {
 	sync         string
 	syncInterval time.Duration
 	segmentSize  int64
+	journal      bool
 
 	maxConns       int
 	maxChannels    int
@@ -74,6 +75,8 @@ func soloCommand(root *rootConfig) *ffcli.Command {
 	}
 	fs.StringVar(&c.sync, "sync", "always", "when appends are confirmed: always (after fdatasync) or interval (after the write; fdatasync every --sync-interval)")
 	fs.DurationVar(&c.syncInterval, "sync-interval", mmaplog.DefaultSyncInterval, "fdatasync period with --sync interval")
+	fs.BoolVar(&c.journal, "journal", true, "with --sync always: make every chain's appends durable through one commit journal (logs-path/"+mmaplog.JournalDirName+
+		"), so that appends to many chains share fdatasyncs; false: each chain syncs its own log")
 	fs.Int64Var(&c.segmentSize, "segment-size", mmaplog.DefaultSegmentSize, "size of each log segment file in bytes")
 	fs.IntVar(&c.maxConns, "max-connections", 1024, "connections served at once; more are refused with \"too many connections\"")
 	fs.IntVar(&c.maxChannels, "max-channels", 64, "chains open at once on one connection")
@@ -127,6 +130,9 @@ func (c *soloConfig) check() (mmaplog.SyncMode, error) {
 	c.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if set["sync-interval"] && mode != mmaplog.SyncInterval {
 		return 0, usagef("--sync-interval needs --sync interval")
+	}
+	if set["journal"] && c.journal && mode != mmaplog.SyncAlways {
+		return 0, usagef("--journal needs --sync always (with --sync interval no append waits for an fdatasync)")
 	}
 	if c.syncInterval <= 0 {
 		return 0, usagef("--sync-interval must be positive")
@@ -210,15 +216,17 @@ func (c *soloConfig) exec(ctx context.Context, args []string) error {
 		c.identity = file
 	}
 
+	logOpts := mmaplog.Options{
+		SegmentSize:   c.segmentSize,
+		MaxRecordSize: c.maxBatchBytes,
+		Sync:          mode,
+		SyncInterval:  c.syncInterval,
+		Logger:        log,
+	}
 	reg, err := chain.NewRegistry(chain.Config{
 		Root: logs,
-		Open: mmapstore.Opener(mmaplog.Options{
-			SegmentSize:   c.segmentSize,
-			MaxRecordSize: c.maxBatchBytes,
-			Sync:          mode,
-			SyncInterval:  c.syncInterval,
-			Logger:        log,
-		}),
+		// logOpts.Journal is set below, before Serve opens any chain.
+		Open:           func(dir string) (chain.Log, error) { return mmapstore.Opener(logOpts)(dir) },
 		IdleGrace:      c.idleClose,
 		DedupWindow:    c.dedupWindow,
 		MaxBatchEvents: c.maxBatchEvents,
@@ -226,6 +234,25 @@ func (c *soloConfig) exec(ctx context.Context, args []string) error {
 		Logger:         log,
 	})
 	if err != nil {
+		return err
+	}
+	var journal *mmaplog.Journal
+	if mode == mmaplog.SyncAlways && c.journal {
+		// Opened before any chain: it replays what a crash left in it.
+		journal, err = mmaplog.OpenJournal(reg.Root(), mmaplog.JournalOptions{Logger: log})
+		if err != nil {
+			_ = reg.Close()
+			return err
+		}
+		logOpts.Journal = journal
+	}
+	closeStorage := func() error {
+		err := reg.Close()
+		if journal != nil {
+			if jerr := journal.Close(); err == nil && jerr != nil {
+				err = fmt.Errorf("closing the commit journal: %w", jerr)
+			}
+		}
 		return err
 	}
 	srv, err := netio.New(netio.Config{
@@ -242,12 +269,12 @@ func (c *soloConfig) exec(ctx context.Context, args []string) error {
 		Logger:           log,
 	})
 	if err != nil {
-		_ = reg.Close()
+		_ = closeStorage()
 		return err
 	}
 	l, err := netio.Listen(c.listen, c.port)
 	if err != nil {
-		_ = reg.Close()
+		_ = closeStorage()
 		return err
 	}
 
@@ -259,6 +286,9 @@ func (c *soloConfig) exec(ctx context.Context, args []string) error {
 	fmt.Fprintf(out, "Durability: --sync %s", mode)
 	if mode == mmaplog.SyncInterval {
 		fmt.Fprintf(out, " (fdatasync every %s; a power loss can lose what was confirmed since)", c.syncInterval)
+	}
+	if journal != nil {
+		fmt.Fprintf(out, ", commit journal in %s", filepath.Join(reg.Root(), mmaplog.JournalDirName))
 	}
 	fmt.Fprintln(out)
 	if root.WireEncryption == 0 {
@@ -298,7 +328,7 @@ func (c *soloConfig) exec(ctx context.Context, args []string) error {
 			failed = fmt.Errorf("serve: %w", err)
 		}
 	}
-	if err := reg.Close(); err != nil {
+	if err := closeStorage(); err != nil {
 		return fmt.Errorf("closing the chains: %w", err)
 	}
 	if failed != nil {

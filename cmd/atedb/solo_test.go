@@ -49,6 +49,7 @@ func TestSoloRefusesFlagsItWouldIgnore(t *testing.T) {
 		want string
 	}{
 		"sync interval without interval mode": {args: []string{"solo", "--sync-interval", "5ms", dir}, want: "--sync-interval needs --sync interval"},
+		"journal with interval mode":          {args: []string{"solo", "--sync", "interval", "--journal", dir}, want: "--journal needs --sync always"},
 		"bad sync mode":                       {args: []string{"solo", "--sync", "sometimes", dir}, want: `--sync "sometimes"`},
 		"bad wire encryption":                 {args: []string{"--wire-encryption", "64", "solo", dir}, want: `--wire-encryption "64"`},
 		"zero limit":                          {args: []string{"solo", "--max-connections", "0", dir}, want: "--max-connections must be positive"},
