@@ -407,7 +407,7 @@ func TestJournalRefusesUnsafeReplay(t *testing.T) {
 	checkDense(t, readAll(t, l, 0), 0, 5)
 }
 
-func snapshotFiles(t *testing.T, fs vfs.FS, names ...string) [][]byte {
+func snapshotFiles(t testing.TB, fs vfs.FS, names ...string) [][]byte {
 	t.Helper()
 	var out [][]byte
 	for _, n := range names {
@@ -467,4 +467,53 @@ func TestJournalLargeGroupsSyncSegment(t *testing.T) {
 	if st.JournalCommits != 1 || st.Syncs != 1 {
 		t.Fatalf("%d journal commits and %d segment syncs, want 1 and 1", st.JournalCommits, st.Syncs)
 	}
+}
+
+// FuzzOpenJournal feeds arbitrary bytes as a journal file to OpenJournal,
+// beside a real log: it must return an error or replay, never panic.
+func FuzzOpenJournal(f *testing.F) {
+	// The state a power cut leaves: a journal with records for /r/a.
+	crashed := func(tb testing.TB) *vfs.MemFS {
+		mem := vfs.NewMem()
+		j, err := OpenJournal("/r", JournalOptions{FS: mem, FileSize: MinJournalFileSize, Logger: discard})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		l, err := Open("/r/a", Options{FS: mem, Journal: j, SegmentSize: MinSegmentSize, MaxRecordSize: 1024, Logger: discard})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for k := range 3 {
+			if _, err := l.Append([][]byte{payloadFor(uint64(k), 40)}); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		after := mem.Crash(vfs.CrashOptions{})
+		l.Close()
+		j.Close()
+		return after
+	}
+	seed := snapshotFiles(f, crashed(f), "/r/.journal/journal-0")[0]
+	end := len(seed)
+	for end > 0 && seed[end-1] == 0 {
+		end--
+	}
+	f.Add(seed[:end])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > MinJournalFileSize {
+			return
+		}
+		fs := crashed(t)
+		jf, err := fs.OpenRW("/r/.journal/journal-0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		jf.WriteAt(make([]byte, MinJournalFileSize), 0)
+		jf.WriteAt(b, 0)
+		jf.Close()
+		if j, err := OpenJournal("/r", JournalOptions{FS: fs, FileSize: MinJournalFileSize, Logger: discard}); err == nil {
+			j.Close()
+		}
+	})
 }
