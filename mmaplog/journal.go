@@ -53,13 +53,14 @@ type Journal struct {
 	jf   [2]vfs.File
 
 	mu      sync.Mutex
+	idle    sync.Cond // signalled when leading becomes false
 	pending []*journalReq
+	leading bool // a committer is writing for everyone (see commit)
 	closing bool
 	err     error
 	errv    atomic.Pointer[error]
-	wake    chan struct{}
 
-	// Owned by the writer goroutine.
+	// Owned by the leading committer.
 	cur   int    // the journal file being written
 	gen   uint64 // generation of the records in jf[cur]
 	pos   int64  // bytes of jf[cur] written (and durable) in this generation
@@ -69,8 +70,7 @@ type Journal struct {
 	spare []*journalReq
 	group []*journalReq
 
-	writerDone chan struct{}
-	st         journalCounters
+	st journalCounters
 }
 
 // JournalOptions configures OpenJournal. The zero value gives the defaults.
@@ -218,22 +218,20 @@ func OpenJournal(root string, opts JournalOptions) (*Journal, error) {
 		return nil, fmt.Errorf("mmaplog: open journal %s: %w", dir, err)
 	}
 	j := &Journal{
-		root:       root,
-		dir:        dir,
-		fs:         fs,
-		opts:       opts,
-		log:        opts.Logger,
-		lock:       lock,
-		wake:       make(chan struct{}, 1),
-		writerDone: make(chan struct{}),
-		dirty:      map[segmentRef]struct{}{},
+		root:  root,
+		dir:   dir,
+		fs:    fs,
+		opts:  opts,
+		log:   opts.Logger,
+		lock:  lock,
+		dirty: map[segmentRef]struct{}{},
 	}
 	if err := j.open(); err != nil {
 		j.closeFiles()
 		lock.Close()
 		return nil, err
 	}
-	go j.run()
+	j.idle.L = &j.mu
 	return j, nil
 }
 
@@ -630,7 +628,16 @@ func (j *Journal) relDir(dir string) (string, error) {
 	return rel, nil
 }
 
-// commit queues r and waits until its data is durable in the journal.
+// errLead tells a waiting committer to take over as leader.
+var errLead = errors.New("mmaplog: journal: lead")
+
+// commit queues r and returns once its data is durable in the journal, or
+// failed. There is no journal goroutine: the first committer to arrive
+// leads, writing and syncing every queued group (its own and those of the
+// other logs), then hands the lead to the first committer that queued
+// meanwhile, or gives it up. A lone log thus syncs on its own writer
+// goroutine with no hand-off, and a leader never works for others beyond
+// one round, so that its own log moves on.
 func (j *Journal) commit(r *journalReq) error {
 	j.mu.Lock()
 	if j.err != nil {
@@ -643,32 +650,31 @@ func (j *Journal) commit(r *journalReq) error {
 		return fmt.Errorf("mmaplog: journal closed")
 	}
 	j.pending = append(j.pending, r)
-	j.mu.Unlock()
-	select {
-	case j.wake <- struct{}{}:
-	default:
-	}
-	return <-r.done
-}
-
-func (j *Journal) run() {
-	defer close(j.writerDone)
-	for {
-		<-j.wake
-		j.mu.Lock()
-		rs := j.pending
-		j.pending = j.spare[:0]
-		closing := j.closing
+	if j.leading {
 		j.mu.Unlock()
-		if len(rs) > 0 {
-			j.write(rs)
+		if err := <-r.done; err != errLead {
+			return err
 		}
-		clear(rs)
-		j.spare = rs[:0]
-		if closing {
-			return
-		}
+		j.mu.Lock()
 	}
+	j.leading = true
+	rs := j.pending
+	j.pending = j.spare[:0]
+	j.mu.Unlock()
+
+	j.write(rs) // completes every request of rs, r included
+	clear(rs)
+
+	j.mu.Lock()
+	j.spare = rs[:0]
+	if len(j.pending) > 0 {
+		j.pending[0].done <- errLead
+	} else {
+		j.leading = false
+		j.idle.Broadcast()
+	}
+	j.mu.Unlock()
+	return <-r.done
 }
 
 // write commits the groups of rs with as few write+fdatasync rounds as the
@@ -836,20 +842,10 @@ func (j *Journal) Close() error {
 		return ErrClosed
 	}
 	j.closing = true
-	j.mu.Unlock()
-	select {
-	case j.wake <- struct{}{}:
-	default:
+	for j.leading { // queued groups are committed by the leaders
+		j.idle.Wait()
 	}
-	<-j.writerDone
-	// Fail whatever a log queued after the writer's last round.
-	j.mu.Lock()
-	late := j.pending
-	j.pending = nil
 	j.mu.Unlock()
-	for _, r := range late {
-		r.done <- ErrClosed
-	}
 	var err error
 	if j.ckpt != nil {
 		err = <-j.ckpt

@@ -54,8 +54,9 @@ func TestJournalSharesSyncs(t *testing.T) {
 	wg.Wait()
 	for i, l := range ls {
 		st := l.Stats()
-		if st.Syncs != 0 || st.JournalCommits != st.Commits || st.Commits == 0 {
-			t.Errorf("log %d: %d segment syncs, %d journal commits of %d commits; want 0 and all", i, st.Syncs, st.JournalCommits, st.Commits)
+		// One append at a time per log: each is its own group.
+		if st.Syncs != 0 || st.JournalCommits != per {
+			t.Errorf("log %d: %d segment syncs and %d journal commits, want 0 and %d", i, st.Syncs, st.JournalCommits, per)
 		}
 		if names := listDir(t, vfs.OS, l.Dir()); slices.Contains(names, lockName) {
 			t.Errorf("log %d holds a LOCK file of its own: %v", i, names)
@@ -143,7 +144,7 @@ func TestJournalWrapsAndCheckpoints(t *testing.T) {
 // batch is present in every log, and what else is there is whole batches
 // that were appended.
 func TestJournalPowerLoss(t *testing.T) {
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(15 * time.Second) // bounds a CI run on a slow machine
 	trials, acked := 0, 0
 	for seed := uint64(0); seed < 60 && time.Now().Before(deadline); seed++ {
 		acked += journalPowerLossTrial(t, seed)
