@@ -32,7 +32,7 @@ func openJournalT(t testing.TB, root string, opts JournalOptions) *Journal {
 // journal, and concurrent groups of different logs share fdatasyncs.
 func TestJournalSharesSyncs(t *testing.T) {
 	root := t.TempDir()
-	j := openJournalT(t, root, JournalOptions{})
+	j := openJournalT(t, root, JournalOptions{FileSize: 1 << 20})
 	const logs, per = 8, 60
 	ls := make([]*Log, logs)
 	for i := range ls {
@@ -70,7 +70,7 @@ func TestJournalSharesSyncs(t *testing.T) {
 		t.Errorf("journal: %d fdatasyncs for %d groups of 8 concurrent logs: no sharing", js.Syncs, js.Groups)
 	}
 	t.Logf("journal: %d groups in %d fdatasyncs", js.Groups, js.Syncs)
-	if _, err := OpenJournal(root, JournalOptions{Logger: discard}); !errors.Is(err, vfs.ErrLocked) {
+	if _, err := OpenJournal(root, JournalOptions{FileSize: 1 << 20, Logger: discard}); !errors.Is(err, vfs.ErrLocked) {
 		t.Errorf("second OpenJournal of the same root: %v, want ErrLocked", err)
 	}
 	for _, l := range ls {
@@ -82,7 +82,7 @@ func TestJournalSharesSyncs(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Nothing to replay after a clean close; every record is there.
-	j = openJournalT(t, root, JournalOptions{})
+	j = openJournalT(t, root, JournalOptions{FileSize: 1 << 20})
 	defer j.Close()
 	if n := j.Stats().Replayed; n != 0 {
 		t.Errorf("replayed %d records after a clean close", n)
@@ -293,7 +293,7 @@ func TestJournalSyncErrorPoisons(t *testing.T) {
 	mem := vfs.NewMem()
 	in := &vfs.Injector{}
 	fsys := vfs.Inject(mem, in)
-	j := openJournalT(t, "/r", JournalOptions{FS: fsys})
+	j := openJournalT(t, "/r", JournalOptions{FS: fsys, FileSize: MinJournalFileSize})
 	a := openT(t, "/r/a", Options{FS: fsys, Journal: j})
 	b := openT(t, "/r/b", Options{FS: fsys, Journal: j})
 	if _, err := a.Append([][]byte{[]byte("before")}); err != nil {
@@ -325,7 +325,7 @@ func TestJournalSyncErrorPoisons(t *testing.T) {
 // journal; it returns the file system after the crash.
 func crashWithJournal(t *testing.T, n int) *vfs.MemFS {
 	mem := vfs.NewMem()
-	j := openJournalT(t, "/r", JournalOptions{FS: mem})
+	j := openJournalT(t, "/r", JournalOptions{FS: mem, FileSize: MinJournalFileSize})
 	l := openT(t, "/r/a", Options{FS: mem, Journal: j})
 	for k := range n {
 		if _, err := l.Append([][]byte{payloadFor(uint64(k), sizeFor(uint64(k)))}); err != nil {
@@ -377,7 +377,7 @@ func TestJournalRefusesUnsafeReplay(t *testing.T) {
 			fs := crashWithJournal(t, 5)
 			c.damage(t, fs)
 			before := snapshotFiles(t, fs, "/r/.journal/journal-0", "/r/.journal/checkpoint")
-			_, err := OpenJournal("/r", JournalOptions{FS: fs, Logger: discard})
+			_, err := OpenJournal("/r", JournalOptions{FS: fs, FileSize: MinJournalFileSize, Logger: discard})
 			var je *JournalError
 			if !errors.Is(err, ErrJournalCorrupt) || !errors.As(err, &je) {
 				t.Fatalf("OpenJournal: %v, want a *JournalError", err)
@@ -398,7 +398,7 @@ func TestJournalRefusesUnsafeReplay(t *testing.T) {
 	}
 	// Undamaged, the same crash replays every acknowledged record.
 	fs := crashWithJournal(t, 5)
-	j := openJournalT(t, "/r", JournalOptions{FS: fs})
+	j := openJournalT(t, "/r", JournalOptions{FS: fs, FileSize: MinJournalFileSize})
 	defer j.Close()
 	if n := j.Stats().Replayed; n != 5 {
 		t.Errorf("replayed %d records, want 5", n)
@@ -429,7 +429,7 @@ func snapshotFiles(t testing.TB, fs vfs.FS, names ...string) [][]byte {
 // system, is refused; so are bad sizes.
 func TestJournalOptions(t *testing.T) {
 	mem := vfs.NewMem()
-	j := openJournalT(t, "/r", JournalOptions{FS: mem})
+	j := openJournalT(t, "/r", JournalOptions{FS: mem, FileSize: MinJournalFileSize})
 	defer j.Close()
 	for _, dir := range []string{"/elsewhere", "/r", "/r/../x"} {
 		if l, err := Open(dir, Options{FS: mem, Journal: j}); !errors.Is(err, ErrInvalidOptions) {
@@ -454,7 +454,7 @@ func TestJournalOptions(t *testing.T) {
 // in its segment, not copied into the journal.
 func TestJournalLargeGroupsSyncSegment(t *testing.T) {
 	mem := vfs.NewMem()
-	j := openJournalT(t, "/r", JournalOptions{FS: mem, MaxGroup: 4 << 10})
+	j := openJournalT(t, "/r", JournalOptions{FS: mem, FileSize: MinJournalFileSize, MaxGroup: 4 << 10})
 	defer j.Close()
 	l := openT(t, "/r/a", Options{FS: mem, Journal: j})
 	defer l.Close()
