@@ -574,3 +574,55 @@ func checkSameErr(t *testing.T, n int, want, got error) {
 		t.Fatalf("frame %d: %v, want %v", n, got, want)
 	}
 }
+
+// TestEncryptedReceivePaths replays a history in large Events frames
+// (handed from the reader goroutine to the dispatcher goroutine) while
+// appends on the same connection get small confirmations (handled by the
+// reader itself when the dispatcher is idle): every event arrives once, in
+// order, every append is confirmed with its offset, and under -race the
+// two goroutines' use of the dispatcher state is checked.
+func TestEncryptedReceivePaths(t *testing.T) {
+	fs := newFakeServer(t)
+	fs.eventsPerMsg = 64
+	pad := string(bytes.Repeat([]byte("p"), 1000))
+	const history = 1500
+	var raws [][]byte
+	for i := range history {
+		raws = append(raws, rawEvent(t, fmt.Sprintf("h%d%s", i, pad)))
+	}
+	fs.appendRaw("paths", raws...)
+	c := dial(t, fs, "paths", WithWireEncryption(kex.KeySize128))
+	ctx := testCtx(t)
+	s, err := c.Subscribe(ctx, SubscribeOptions{History: true, Live: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const appends = 40
+	errc := make(chan error, 1)
+	go func() {
+		for i := range appends {
+			offs, err := c.Append(ctx, ev(fmt.Sprintf("a%d", i)))
+			if err != nil || len(offs) != 1 || offs[0] < history {
+				errc <- fmt.Errorf("append %d: %v, %v", i, offs, err)
+				return
+			}
+		}
+		errc <- nil
+	}()
+	for i := range history + appends {
+		e, err := s.Next(ctx)
+		if err != nil {
+			t.Fatalf("Next %d: %v", i, err)
+		}
+		if e.Offset != uint64(i) {
+			t.Fatalf("event %d at offset %d", i, e.Offset)
+		}
+		if i < history && string(e.Data) != fmt.Sprintf("h%d%s", i, pad) {
+			t.Fatalf("event %d: %.20q...", i, e.Data)
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
