@@ -8,10 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/atedb/atedb/internal/vfs"
 )
@@ -56,9 +58,11 @@ type Journal struct {
 	idle    sync.Cond // signalled when leading becomes false
 	pending []*journalReq
 	leading bool // a committer is writing for everyone (see commit)
-	closing bool
-	err     error
-	errv    atomic.Pointer[error]
+	// lastRound is the number of groups the previous round committed.
+	lastRound int
+	closing   bool
+	err       error
+	errv      atomic.Pointer[error]
 
 	// Owned by the leading committer.
 	cur   int    // the journal file being written
@@ -658,8 +662,14 @@ func (j *Journal) commit(r *journalReq) error {
 		j.mu.Lock()
 	}
 	j.leading = true
+	if j.lastRound > 1 {
+		j.mu.Unlock()
+		j.gather()
+		j.mu.Lock()
+	}
 	rs := j.pending
 	j.pending = j.spare[:0]
+	j.lastRound = len(rs)
 	j.mu.Unlock()
 
 	j.write(rs) // completes every request of rs, r included
@@ -675,6 +685,32 @@ func (j *Journal) commit(r *journalReq) error {
 	}
 	j.mu.Unlock()
 	return <-r.done
+}
+
+// gather lets the logs whose groups the previous round just acknowledged
+// queue their next group before the leader takes the queue, as the log's
+// writer does (Log.gather): without it, busy logs split into several
+// staggered rounds, each syncing a fraction of them. It yields while the
+// queue keeps growing, a few times and 200 µs at most, and only after a
+// round of several groups (a lone log waits for nothing).
+func (j *Journal) gather() {
+	j.mu.Lock()
+	n := len(j.pending)
+	j.mu.Unlock()
+	t0 := time.Now()
+	for range 4 {
+		if time.Since(t0) > 200*time.Microsecond {
+			return
+		}
+		runtime.Gosched()
+		j.mu.Lock()
+		m := len(j.pending)
+		j.mu.Unlock()
+		if m == n {
+			return
+		}
+		n = m
+	}
 }
 
 // write commits the groups of rs with as few write+fdatasync rounds as the

@@ -42,6 +42,7 @@ type soloConfig struct {
 	syncInterval time.Duration
 	segmentSize  int64
 	journal      bool
+	journalSize  int64
 
 	maxConns       int
 	maxChannels    int
@@ -77,6 +78,8 @@ func soloCommand(root *rootConfig) *ffcli.Command {
 	fs.DurationVar(&c.syncInterval, "sync-interval", mmaplog.DefaultSyncInterval, "fdatasync period with --sync interval")
 	fs.BoolVar(&c.journal, "journal", true, "with --sync always: make every chain's appends durable through one commit journal (logs-path/"+mmaplog.JournalDirName+
 		"), so that appends to many chains share fdatasyncs; false: each chain syncs its own log")
+	fs.Int64Var(&c.journalSize, "journal-size", mmaplog.DefaultJournalFileSize, "size in bytes of each of the journal's two files; "+
+		"larger files mean fewer checkpoints (each one syncs every segment written since the last)")
 	fs.Int64Var(&c.segmentSize, "segment-size", mmaplog.DefaultSegmentSize, "size of each log segment file in bytes")
 	fs.IntVar(&c.maxConns, "max-connections", 1024, "connections served at once; more are refused with \"too many connections\"")
 	fs.IntVar(&c.maxChannels, "max-channels", 64, "chains open at once on one connection")
@@ -130,6 +133,9 @@ func (c *soloConfig) check() (mmaplog.SyncMode, error) {
 	c.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if set["sync-interval"] && mode != mmaplog.SyncInterval {
 		return 0, usagef("--sync-interval needs --sync interval")
+	}
+	if set["journal-size"] && (!c.journal || mode != mmaplog.SyncAlways) {
+		return 0, usagef("--journal-size needs the journal (--sync always, --journal)")
 	}
 	if set["journal"] && c.journal && mode != mmaplog.SyncAlways {
 		return 0, usagef("--journal needs --sync always (with --sync interval no append waits for an fdatasync)")
@@ -239,7 +245,7 @@ func (c *soloConfig) exec(ctx context.Context, args []string) error {
 	var journal *mmaplog.Journal
 	if mode == mmaplog.SyncAlways && c.journal {
 		// Opened before any chain: it replays what a crash left in it.
-		journal, err = mmaplog.OpenJournal(reg.Root(), mmaplog.JournalOptions{Logger: log})
+		journal, err = mmaplog.OpenJournal(reg.Root(), mmaplog.JournalOptions{FileSize: c.journalSize, Logger: log})
 		if err != nil {
 			_ = reg.Close()
 			return err
