@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,8 +34,18 @@ func TestHelperProcess(t *testing.T) {
 		t.Skip("helper process for TestKill9")
 	}
 	mode, _ := ParseSyncMode(os.Getenv(killHelperEnv + "_SYNC"))
-	l, err := Open(dir, Options{SegmentSize: 256 << 10, MaxRecordSize: 1 << 10, Logger: discard,
-		Sync: mode, SyncInterval: 50 * time.Millisecond})
+	opts := Options{SegmentSize: 256 << 10, MaxRecordSize: 1 << 10, Logger: discard,
+		Sync: mode, SyncInterval: 50 * time.Millisecond}
+	if os.Getenv(killHelperEnv+"_JOURNAL") != "" {
+		// A small journal, so that files switch and checkpoint before the kill.
+		j, err := OpenJournal(filepath.Dir(dir), JournalOptions{FileSize: MinJournalFileSize, Logger: discard})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "open journal:", err)
+			os.Exit(2)
+		}
+		opts.Journal = j
+	}
+	l, err := Open(dir, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open:", err)
 		os.Exit(2)
@@ -82,9 +93,10 @@ func TestHelperProcess(t *testing.T) {
 // TestKill9 kills a child process that appends, at random moments, with
 // SIGKILL, and checks after each kill that every batch the child reported
 // as acknowledged is present with its payloads. Trials alternate between
-// SyncAlways and SyncInterval: a killed process loses no page cache, so
-// both modes must keep every acknowledged record (interval mode spares the
-// loaded test machine's disk). MMAPLOG_KILL_TRIALS sets the number of
+// SyncInterval, SyncAlways and SyncAlways through a commit journal (whose
+// replay then runs before the log opens): a killed process loses no page
+// cache, so every mode must keep every acknowledged record (interval mode
+// spares the loaded test machine's disk). MMAPLOG_KILL_TRIALS sets the number of
 // trials (default 20).
 func TestKill9(t *testing.T) {
 	if os.Getenv(killHelperEnv) != "" {
@@ -94,14 +106,19 @@ func TestKill9(t *testing.T) {
 	if s := os.Getenv("MMAPLOG_KILL_TRIALS"); s != "" {
 		trials, _ = strconv.Atoi(s)
 	}
-	dir := t.TempDir()
+	root := t.TempDir()
+	dir := filepath.Join(root, "log")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	var ackedHead uint64
 	totalAcked := 0
 	for trial := 0; trial < trials; trial++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-		mode := []SyncMode{SyncInterval, SyncAlways}[trial%2]
+		mode := []SyncMode{SyncInterval, SyncAlways, SyncAlways}[trial%3]
+		journal := trial%3 == 2
 		cmd.Env = append(os.Environ(), killHelperEnv+"="+dir, killHelperEnv+"_SYNC="+mode.String())
+		if journal {
+			cmd.Env = append(cmd.Env, killHelperEnv+"_JOURNAL=1")
+		}
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		stdout, err := cmd.StdoutPipe()
@@ -145,7 +162,13 @@ func TestKill9(t *testing.T) {
 			t.Fatalf("trial %d: child ended with %v, not by SIGKILL: %s", trial, err, stderr.String())
 		}
 
-		l := openT(t, dir, Options{SegmentSize: 256 << 10, MaxRecordSize: 1 << 10})
+		opts := Options{SegmentSize: 256 << 10, MaxRecordSize: 1 << 10}
+		var j *Journal
+		if journal {
+			j = openJournalT(t, root, JournalOptions{FileSize: MinJournalFileSize})
+			opts.Journal = j
+		}
+		l := openT(t, dir, opts)
 		head := l.Head()
 		for _, a := range acks {
 			if !strings.HasPrefix(a, "ack ") {
@@ -175,6 +198,11 @@ func TestKill9(t *testing.T) {
 		}
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
+		}
+		if j != nil {
+			if err := j.Close(); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if strings.TrimSpace(stderr.String()) != "" {
 			t.Logf("trial %d child stderr: %s", trial, stderr.String())
