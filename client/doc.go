@@ -68,6 +68,12 @@
 // makes no garbage, and an event's slices are valid until the next Next
 // ([Event.Clone] keeps one).
 //
+// Each connection receives into at most four reusable buffers, from 64 KiB
+// growing to 1 MiB as large frames arrive (a frame larger than that gets
+// a buffer of its own size while it is handled). With wire encryption, one
+// goroutine reads the socket and, for large frames, another decrypts and
+// dispatches them, so the two run on separate cores when cores are free.
+//
 // # Several chains on one connection
 //
 //	other, err := c.OpenChain(ctx, "example/invoices")
