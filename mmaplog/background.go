@@ -189,12 +189,27 @@ func (l *Log) writeIndex(s *segment) {
 // writeFileAtomic makes name hold b durably: temp file, fsync, rename,
 // directory fsync.
 func (l *Log) writeFileAtomic(name string, b []byte) error {
-	tmp := filepath.Join(l.dir, name+tmpSuffix)
-	f, err := l.fs.Create(tmp)
+	return createFileDurably(l.fs, l.dir, name, 0, b)
+}
+
+// createFileDurably makes dir/name hold head, zero-filled to size bytes
+// (reserved with fallocate first), durably: temp file, fsync, rename,
+// directory fsync. On failure the temp file is removed.
+func createFileDurably(fs vfs.FS, dir, name string, size int64, head []byte) error {
+	tmp := filepath.Join(dir, name+tmpSuffix)
+	f, err := fs.Create(tmp)
 	if err != nil {
 		return err
 	}
-	_, err = f.WriteAt(b, 0)
+	if size > 0 {
+		err = f.Allocate(size)
+		if err == nil {
+			err = zeroFill(f, 0, size, nil)
+		}
+	}
+	if err == nil {
+		_, err = f.WriteAt(head, 0)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -202,13 +217,13 @@ func (l *Log) writeFileAtomic(name string, b []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = l.fs.Rename(tmp, filepath.Join(l.dir, name))
+		err = fs.Rename(tmp, filepath.Join(dir, name))
 	}
 	if err == nil {
-		err = l.fs.SyncDir(l.dir)
+		err = fs.SyncDir(dir)
 	}
 	if err != nil {
-		l.fs.Remove(tmp)
+		fs.Remove(tmp)
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil

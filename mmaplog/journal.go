@@ -8,12 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/atedb/atedb/internal/vfs"
 )
@@ -298,33 +296,8 @@ func (j *Journal) open() error {
 // createFile makes name in the journal directory durably: size bytes,
 // zero-filled, starting with head.
 func (j *Journal) createFile(name string, size int64, head []byte) error {
-	tmp := filepath.Join(j.dir, name+tmpSuffix)
-	f, err := j.fs.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("mmaplog: create journal file %s: %w", name, err)
-	}
-	err = f.Allocate(size)
-	if err == nil {
-		err = zeroFill(f, 0, size, nil)
-	}
-	if err == nil && len(head) > 0 {
-		_, err = f.WriteAt(head, 0)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = j.fs.Rename(tmp, filepath.Join(j.dir, name))
-	}
-	if err == nil {
-		err = j.fs.SyncDir(j.dir)
-	}
-	if err != nil {
-		j.fs.Remove(tmp)
-		return fmt.Errorf("mmaplog: create journal file %s: %w", name, err)
+	if err := createFileDurably(j.fs, j.dir, name, size, head); err != nil {
+		return fmt.Errorf("mmaplog: create journal file: %w", err)
 	}
 	return nil
 }
@@ -693,25 +666,7 @@ func (j *Journal) commit(r *journalReq) error {
 // staggered rounds, each syncing a fraction of them. It yields while the
 // queue keeps growing, a few times and 200 µs at most, and only after a
 // round of several groups (a lone log waits for nothing).
-func (j *Journal) gather() {
-	j.mu.Lock()
-	n := len(j.pending)
-	j.mu.Unlock()
-	t0 := time.Now()
-	for range 4 {
-		if time.Since(t0) > 200*time.Microsecond {
-			return
-		}
-		runtime.Gosched()
-		j.mu.Lock()
-		m := len(j.pending)
-		j.mu.Unlock()
-		if m == n {
-			return
-		}
-		n = m
-	}
-}
+func (j *Journal) gather() { yieldWhileGrowing(&j.mu, &j.pending) }
 
 // write commits the groups of rs with as few write+fdatasync rounds as the
 // file's free space allows (one, unless the active file fills up).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/atedb/atedb/internal/vfs"
@@ -79,18 +80,24 @@ func (l *Log) gather() {
 	if l.w.lastGroup < 2 {
 		return
 	}
-	l.mu.Lock()
-	n := len(l.pending)
-	l.mu.Unlock()
+	yieldWhileGrowing(&l.mu, &l.pending)
+}
+
+// yieldWhileGrowing yields the processor while the queue q (guarded by mu)
+// keeps growing: a few times, 200 µs at most.
+func yieldWhileGrowing[T any](mu *sync.Mutex, q *[]T) {
+	mu.Lock()
+	n := len(*q)
+	mu.Unlock()
 	t0 := time.Now()
 	for range 4 {
 		if time.Since(t0) > 200*time.Microsecond {
 			return
 		}
 		runtime.Gosched()
-		l.mu.Lock()
-		m := len(l.pending)
-		l.mu.Unlock()
+		mu.Lock()
+		m := len(*q)
+		mu.Unlock()
 		if m == n {
 			return
 		}
