@@ -459,11 +459,14 @@ func (j *Journal) replay() error {
 		if err != nil {
 			return fmt.Errorf("mmaplog: stat journal file %s: %w", name, err)
 		}
-		data := make([]byte, size)
-		if _, err := f.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("mmaplog: read journal file %s: %w", name, err)
+		// Mapped rather than read: most of a file is usually old or zero,
+		// and is only glanced at (scanJournalFile).
+		m, err := f.Map(int(size))
+		if err != nil {
+			return fmt.Errorf("mmaplog: map journal file %s: %w", name, err)
 		}
-		sc := journalFileScan{idx: i, name: name, data: data}
+		defer m.Unmap()
+		sc := journalFileScan{idx: i, name: name, data: m.Bytes()}
 		if err := scanJournalFile(&sc, done); err != nil {
 			return err
 		}
