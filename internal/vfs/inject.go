@@ -28,13 +28,14 @@ const (
 	OpDatasync
 	OpMap
 	OpClose
+	OpSyncFS
 
 	// OpAnySync is every operation that makes something durable.
-	OpAnySync = OpSync | OpDatasync | OpSyncDir
+	OpAnySync = OpSync | OpDatasync | OpSyncDir | OpSyncFS
 )
 
 var opNames = [...]string{"create", "open", "remove", "rename", "mkdir", "list", "syncdir", "lock",
-	"read", "write", "truncate", "allocate", "sync", "datasync", "map", "close"}
+	"read", "write", "truncate", "allocate", "sync", "datasync", "map", "close", "syncfs"}
 
 // String returns the names of the kinds in o joined by "|".
 func (o Op) String() string {
@@ -300,6 +301,13 @@ func (f *faultFile) Datasync() error {
 		return err
 	}
 	return f.File.Datasync()
+}
+
+func (f *faultFile) SyncFS() error {
+	if err := f.in.fail(OpSyncFS, f.Name()); err != nil {
+		return err
+	}
+	return f.File.SyncFS()
 }
 
 func (f *faultFile) Map(size int) (Mapping, error) {

@@ -557,6 +557,30 @@ func (f *memFile) Datasync() error {
 	return nil
 }
 
+// SyncFS makes every file's data and every directory's entries durable,
+// as syncfs(2) does for a whole file system.
+func (f *memFile) SyncFS() error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.checkLocked("syncfs"); err != nil {
+		return err
+	}
+	var walk func(n *memNode)
+	walk = func(n *memNode) {
+		if !n.dir {
+			(&memFile{n: n}).syncLocked()
+			return
+		}
+		clear(n.durable)
+		for k, c := range n.children {
+			n.durable[k] = c
+			walk(c)
+		}
+	}
+	walk(f.fs.root)
+	return nil
+}
+
 func (f *memFile) Map(size int) (Mapping, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()

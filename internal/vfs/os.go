@@ -92,6 +92,7 @@ func (o *osFile) Name() string                             { return o.f.Name() }
 func (o *osFile) Truncate(size int64) error                { return o.f.Truncate(size) }
 func (o *osFile) Sync() error                              { return o.f.Sync() }
 func (o *osFile) Datasync() error                          { return datasync(o.f) }
+func (o *osFile) SyncFS() error                            { return syncfs(o.f) }
 func (o *osFile) Allocate(size int64) error                { return allocate(o.f, size) }
 
 func (o *osFile) Size() (int64, error) {

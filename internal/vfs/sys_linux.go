@@ -19,6 +19,18 @@ func datasync(f *os.File) error {
 	}
 }
 
+func syncfs(f *os.File) error {
+	for {
+		err := unix.Syncfs(int(f.Fd()))
+		if err != unix.EINTR {
+			if err != nil {
+				return &os.PathError{Op: "syncfs", Path: f.Name(), Err: err}
+			}
+			return nil
+		}
+	}
+}
+
 // allocate reserves blocks with fallocate(2) mode 0 (which also extends the
 // size) and falls back to ftruncate where the file system does not support
 // it, as etcd's fileutil.Preallocate does.

@@ -59,6 +59,14 @@ type File interface {
 	// back, durable (fdatasync). It does not make a size change durable
 	// unless the platform's fdatasync does (Linux does).
 	Datasync() error
+	// SyncFS makes everything written to the file system that holds the
+	// file durable, data and metadata of every file (syncfs(2)): one
+	// call instead of one fdatasync per file when many files are dirty.
+	// It reports write-back errors on that file system that this File has
+	// not reported yet (Linux 5.8 and later), so keep the File open
+	// across the writes it is meant to cover. Where the platform has no
+	// syncfs it returns an error wrapping errors.ErrUnsupported.
+	SyncFS() error
 	// Map maps the first size bytes of the file read-only and shared: writes
 	// through WriteAt become visible in the mapping. size must not exceed the
 	// file's size. The mapping stays valid after the file is closed, until

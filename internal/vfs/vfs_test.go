@@ -205,3 +205,46 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
+
+// TestSyncFS: SyncFS makes every file's data and every directory entry of
+// the file system durable (MemFS: they survive a crash), and works on the
+// OS file system where the platform has syncfs.
+func TestSyncFS(t *testing.T) {
+	each(t, func(t *testing.T, fsys FS, dir string) {
+		anchor, err := fsys.Create(filepath.Join(dir, "anchor"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer anchor.Close()
+		if err := fsys.MkdirAll(filepath.Join(dir, "sub")); err != nil {
+			t.Fatal(err)
+		}
+		other, err := fsys.Create(filepath.Join(dir, "sub", "other"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.WriteAt([]byte("written elsewhere"), 0); err != nil {
+			t.Fatal(err)
+		}
+		other.Close()
+		if err := anchor.SyncFS(); err != nil {
+			if errors.Is(err, errors.ErrUnsupported) {
+				t.Skip("no syncfs on this platform")
+			}
+			t.Fatal(err)
+		}
+		m, ok := fsys.(*MemFS)
+		if !ok {
+			return
+		}
+		after := m.Crash(CrashOptions{})
+		f, err := after.Open(filepath.Join(dir, "sub", "other"))
+		if err != nil {
+			t.Fatalf("after SyncFS and a crash: %v", err)
+		}
+		b := make([]byte, 17)
+		if _, err := f.ReadAt(b, 0); err != nil || string(b) != "written elsewhere" {
+			t.Fatalf("after SyncFS and a crash the file holds %q (%v)", b, err)
+		}
+	})
+}
