@@ -54,22 +54,24 @@ func TestJournalSharesSyncs(t *testing.T) {
 	wg.Wait()
 	for i, l := range ls {
 		st := l.Stats()
-		// One append at a time per log: each is its own group.
-		if st.Syncs != 0 || st.JournalCommits != per {
-			t.Errorf("log %d: %d segment syncs and %d journal commits, want 0 and %d", i, st.Syncs, st.JournalCommits, per)
+		// One append at a time per log: each is its own group, committed
+		// through the journal, or synced in the segment when it was alone
+		// in its round.
+		if st.Syncs+st.JournalCommits != per {
+			t.Errorf("log %d: %d segment syncs and %d journal commits, want %d in all", i, st.Syncs, st.JournalCommits, per)
 		}
 		if names := listDir(t, vfs.OS, l.Dir()); slices.Contains(names, lockName) {
 			t.Errorf("log %d holds a LOCK file of its own: %v", i, names)
 		}
 	}
 	js := j.Stats()
-	if js.Groups != logs*per {
-		t.Errorf("journal committed %d groups, want %d", js.Groups, logs*per)
+	if js.Groups+js.Direct != logs*per || js.Groups == 0 {
+		t.Errorf("journal committed %d groups and let %d sync alone, want %d in all, most of them together", js.Groups, js.Direct, logs*per)
 	}
 	if js.Syncs >= js.Groups {
 		t.Errorf("journal: %d fdatasyncs for %d groups of 8 concurrent logs: no sharing", js.Syncs, js.Groups)
 	}
-	t.Logf("journal: %d groups in %d fdatasyncs", js.Groups, js.Syncs)
+	t.Logf("journal: %d groups in %d fdatasyncs, %d alone", js.Groups, js.Syncs, js.Direct)
 	if _, err := OpenJournal(root, JournalOptions{FileSize: 1 << 20, Logger: discard}); !errors.Is(err, vfs.ErrLocked) {
 		t.Errorf("second OpenJournal of the same root: %v, want ErrLocked", err)
 	}
@@ -102,6 +104,7 @@ func TestJournalWrapsAndCheckpoints(t *testing.T) {
 	mem := vfs.NewMem()
 	jo := JournalOptions{FS: mem, FileSize: MinJournalFileSize}
 	j := openJournalT(t, "/r", jo)
+	j.noDirect = true // every group through the journal, so that it fills and checkpoints
 	opts := Options{FS: mem, Journal: j, SegmentSize: 256 << 10, MaxRecordSize: 4 << 10}
 	a := openT(t, "/r/a", opts)
 	b := openT(t, "/r/b/c", opts)
@@ -180,6 +183,7 @@ func journalPowerLossTrial(t *testing.T, seed uint64) (ackedRecords int) {
 		if err != nil {
 			t.Fatalf("seed %d round %d: OpenJournal: %v", seed, round, err)
 		}
+		j.noDirect = rng.IntN(2) == 0 // else lone groups sync their segment
 		opts.Journal = j
 		ls := make([]*Log, nlogs)
 		for i := range ls {
@@ -294,6 +298,7 @@ func TestJournalSyncErrorPoisons(t *testing.T) {
 	in := &vfs.Injector{}
 	fsys := vfs.Inject(mem, in)
 	j := openJournalT(t, "/r", JournalOptions{FS: fsys, FileSize: MinJournalFileSize})
+	j.noDirect = true
 	a := openT(t, "/r/a", Options{FS: fsys, Journal: j})
 	b := openT(t, "/r/b", Options{FS: fsys, Journal: j})
 	if _, err := a.Append([][]byte{[]byte("before")}); err != nil {
@@ -326,6 +331,7 @@ func TestJournalSyncErrorPoisons(t *testing.T) {
 func crashWithJournal(t *testing.T, n int) *vfs.MemFS {
 	mem := vfs.NewMem()
 	j := openJournalT(t, "/r", JournalOptions{FS: mem, FileSize: MinJournalFileSize})
+	j.noDirect = true // leave the groups in the journal only
 	l := openT(t, "/r/a", Options{FS: mem, Journal: j})
 	for k := range n {
 		if _, err := l.Append([][]byte{payloadFor(uint64(k), sizeFor(uint64(k)))}); err != nil {
@@ -455,6 +461,7 @@ func TestJournalOptions(t *testing.T) {
 func TestJournalLargeGroupsSyncSegment(t *testing.T) {
 	mem := vfs.NewMem()
 	j := openJournalT(t, "/r", JournalOptions{FS: mem, FileSize: MinJournalFileSize, MaxGroup: 4 << 10})
+	j.noDirect = true
 	defer j.Close()
 	l := openT(t, "/r/a", Options{FS: mem, Journal: j})
 	defer l.Close()
@@ -477,6 +484,7 @@ func FuzzOpenJournal(f *testing.F) {
 	crashed := func(tb testing.TB) *vfs.MemFS {
 		mem := vfs.NewMem()
 		j, err := OpenJournal("/r", JournalOptions{FS: mem, FileSize: MinJournalFileSize, Logger: discard})
+		j.noDirect = true // groups in the journal, not synced in the segment
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -533,6 +541,7 @@ func TestJournalCheckpointSyncFS(t *testing.T) {
 				in.Add(vfs.Rule{Ops: vfs.OpSyncFS, Err: syscall.EIO})
 			}
 			j := openJournalT(t, "/r", JournalOptions{FS: fsys, FileSize: MinJournalFileSize})
+			j.noDirect = true // every group through the journal, so that it fills and checkpoints
 			opts := Options{FS: fsys, Journal: j, SegmentSize: 64 << 10, MaxRecordSize: 1 << 10}
 			const logs = 3 * syncFSAbove
 			ls := make([]*Log, logs)
@@ -581,4 +590,30 @@ func TestJournalCheckpointSyncFS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestJournalLoneLogSyncsSegment: a log whose groups are alone in their
+// rounds syncs its own segment (no journal write, nothing to checkpoint),
+// and its records survive a power cut.
+func TestJournalLoneLogSyncsSegment(t *testing.T) {
+	mem := vfs.NewMem()
+	j := openJournalT(t, "/r", JournalOptions{FS: mem, FileSize: MinJournalFileSize})
+	l := openT(t, "/r/a", Options{FS: mem, Journal: j})
+	for k := range 50 {
+		if _, err := l.Append([][]byte{payloadFor(uint64(k), sizeFor(uint64(k)))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	js, st := j.Stats(), l.Stats()
+	if js.Direct != 50 || js.Groups != 0 || js.Bytes != 0 || st.Syncs != 50 || st.JournalCommits != 0 {
+		t.Fatalf("journal %+v, log syncs %d journal commits %d: want 50 groups synced in the segment", js, st.Syncs, st.JournalCommits)
+	}
+	after := mem.Crash(vfs.CrashOptions{})
+	l.Close()
+	j.Close()
+	j = openJournalT(t, "/r", JournalOptions{FS: after, FileSize: MinJournalFileSize})
+	defer j.Close()
+	l = openT(t, "/r/a", Options{FS: after, Journal: j})
+	defer l.Close()
+	checkDense(t, readAll(t, l, 0), 0, 50)
 }

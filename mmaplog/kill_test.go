@@ -43,6 +43,7 @@ func TestHelperProcess(t *testing.T) {
 			fmt.Fprintln(os.Stderr, "open journal:", err)
 			os.Exit(2)
 		}
+		j.noDirect = true // every group through the journal, even when alone
 		opts.Journal = j
 	}
 	l, err := Open(dir, opts)

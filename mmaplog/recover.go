@@ -60,7 +60,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		j:          opts.Journal,
 	}
 	if l.j != nil {
-		l.jr = journalReq{rel: rel, done: make(chan error, 1)}
+		l.jr = journalReq{rel: rel, done: make(chan error, 1), direct: l.datasync}
 	}
 	l.w.lastIdx = -1
 	empty := []*segment{}

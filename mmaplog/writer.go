@@ -157,8 +157,12 @@ func (l *Log) journalCommit(pos int64, data []byte) error {
 	w := &l.w
 	r := &l.jr
 	r.segID, r.first, r.name, r.pos, r.data = w.seg.id, w.seg.first, w.seg.name, pos, data
+	r.directed = false
 	err := l.j.commit(r)
 	r.data = nil
+	if r.directed {
+		return err // l.datasync ran, and says what failed
+	}
 	if err != nil {
 		return fmt.Errorf("mmaplog: journal commit of %s: %w", w.seg.name, err)
 	}
