@@ -7,24 +7,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func datasync(f *os.File) error {
-	for {
-		err := unix.Fdatasync(int(f.Fd()))
-		if err != unix.EINTR {
-			if err != nil {
-				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
-			}
-			return nil
-		}
-	}
-}
+func datasync(f *os.File) error { return fdSyscall(f, "fdatasync", unix.Fdatasync) }
 
-func syncfs(f *os.File) error {
+func syncfs(f *os.File) error { return fdSyscall(f, "syncfs", unix.Syncfs) }
+
+// fdSyscall calls call on f's descriptor, again while it is interrupted
+// (EINTR), and names the operation and file in its error.
+func fdSyscall(f *os.File, op string, call func(fd int) error) error {
 	for {
-		err := unix.Syncfs(int(f.Fd()))
+		err := call(int(f.Fd()))
 		if err != unix.EINTR {
 			if err != nil {
-				return &os.PathError{Op: "syncfs", Path: f.Name(), Err: err}
+				return &os.PathError{Op: op, Path: f.Name(), Err: err}
 			}
 			return nil
 		}
