@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -718,5 +719,42 @@ func TestWriterResultsInOrder(t *testing.T) {
 	}
 	if fmt.Sprint(order) != "[0 1 2]" {
 		t.Fatalf("results delivered in order %v, want [0 1 2]", order)
+	}
+}
+
+// TestRegistryMakesNewDirectoriesDurable: opening a new nested chain
+// fsyncs the parent of every directory it creates (the logs path for the
+// first segment, and so on down to the log's own directory), and opening
+// it again creates and syncs nothing.
+func TestRegistryMakesNewDirectoriesDurable(t *testing.T) {
+	var mu sync.Mutex
+	var synced []string
+	chain.SetSyncDirHook(func(rel string) {
+		mu.Lock()
+		synced = append(synced, rel)
+		mu.Unlock()
+	})
+	defer chain.SetSyncDirHook(nil)
+	store := &memStore{}
+	r := newTestRegistry(t, chain.Config{Open: store.open})
+	o := &chain.Owner{}
+	h := acquire(t, r, "team/app/notes", o)
+	h.Release()
+	want := []string{filepath.Join("team", "app", "notes"), filepath.Join("team", "app"), "team", "."}
+	mu.Lock()
+	got := append([]string(nil), synced...)
+	synced = nil
+	mu.Unlock()
+	if !slices.Equal(got, want) {
+		t.Fatalf("directories synced when the chain was created: %q, want %q", got, want)
+	}
+	h = acquire(t, r, "team/app/notes", o)
+	h.Release()
+	h = acquire(t, r, "team/other", o) // shares "team": only the new ones
+	h.Release()
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{filepath.Join("team", "other"), "team"}; !slices.Equal(synced, want) {
+		t.Fatalf("directories synced for a reopen and a sibling chain: %q, want %q", synced, want)
 	}
 }

@@ -101,6 +101,7 @@ func NewRegistry(cfg Config) (*Registry, error) {
 		return nil, errors.New("chain: Config.Root and Config.Open are required")
 	}
 	cfg.setDefaults()
+	_, statErr := os.Stat(cfg.Root)
 	if err := os.MkdirAll(cfg.Root, 0o750); err != nil {
 		return nil, fmt.Errorf("chain: create logs path: %w", err)
 	}
@@ -110,6 +111,13 @@ func NewRegistry(cfg Config) (*Registry, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("chain: resolve logs path %q: %w", cfg.Root, err)
+	}
+	if errors.Is(statErr, fs.ErrNotExist) {
+		// A new logs path: make its entry durable in its parent. (Parents
+		// created above it are the operator's: ~/ate's home exists.)
+		if err := syncDirPath(filepath.Dir(root)); err != nil {
+			return nil, fmt.Errorf("chain: create logs path: %w", err)
+		}
 	}
 	fsroot, err := os.OpenRoot(root)
 	if err != nil {
@@ -247,7 +255,7 @@ func (r *Registry) openChain(key Key) (*Chain, error) {
 	// Created through an os.Root, so that a symbolic link inside the logs
 	// path cannot make us create anything outside it.
 	rel, _ := filepath.Rel(r.root, dir)
-	if err := r.fsroot.MkdirAll(rel, 0o750); err != nil {
+	if err := r.mkdirDurable(rel); err != nil {
 		return nil, fmt.Errorf("chain %s: create directory: %w", key, err)
 	}
 	// Nor may a link inside it make two keys share one directory.
@@ -268,6 +276,48 @@ func (r *Registry) openChain(key Key) (*Chain, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// mkdirDurable creates rel (relative to the logs path) and its missing
+// parents through the os.Root, and fsyncs the parent of every directory it
+// created: without that, a power loss can drop a new chain's directory
+// entry, and with it appends already confirmed (the log syncs only its own
+// directory and that directory's entry in its parent).
+func (r *Registry) mkdirDurable(rel string) error {
+	var created []string
+	for d := rel; d != "." && d != ""; d = filepath.Dir(d) {
+		if _, err := r.fsroot.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		created = append(created, d)
+	}
+	if err := r.fsroot.MkdirAll(rel, 0o750); err != nil {
+		return err
+	}
+	for _, d := range created {
+		if err := r.syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncDirHook, if set (by tests), is told of every directory syncDir syncs.
+var syncDirHook func(rel string)
+
+// syncDir fsyncs the directory rel of the logs path ("." for the path
+// itself), opened through the os.Root.
+func (r *Registry) syncDir(rel string) error {
+	f, err := r.fsroot.Open(rel)
+	if err := syncOpened(f, err, rel); err != nil {
+		return err
+	}
+	if syncDirHook != nil {
+		syncDirHook(rel)
+	}
+	return nil
 }
 
 // Owner returns the owner the handle was acquired for.
@@ -408,4 +458,25 @@ func (c *Chain) isClosed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closed
+}
+
+// syncDirPath fsyncs the directory at path.
+func syncDirPath(path string) error {
+	f, err := os.Open(path)
+	return syncOpened(f, err, path)
+}
+
+// syncOpened fsyncs and closes f, the directory name opened with error err.
+func syncOpened(f *os.File, err error, name string) error {
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", name, err)
+	}
+	return nil
 }
