@@ -15,6 +15,16 @@
 // pending ones and every later append fail with the first error; fsync is
 // never retried. Batches are atomic, also across crashes.
 //
+// # Many logs: the commit journal
+//
+// Group commit works inside one log. Logs under one root can share their
+// fdatasyncs through a [Journal] (Options.Journal): a log writes its group
+// into its segment and the journal makes the groups of every log durable
+// with one write and one fdatasync of a journal file; a group alone in its
+// round syncs its own segment instead. [OpenJournal] replays what a crash
+// left in the journal before any log under the root opens. docs/STORAGE.md
+// §13 has the layout and the recovery rules.
+//
 // # Reading
 //
 // A [Cursor] starts at any offset (or at a server time via [Log.SeekTime]),
