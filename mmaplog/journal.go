@@ -146,7 +146,7 @@ type journalReq struct {
 }
 
 type journalCounters struct {
-	groups, records, bytes, syncs, checkpoints, segmentSyncs, fsSyncs, replayed, direct atomic.Uint64
+	groups, bytes, syncs, checkpoints, segmentSyncs, fsSyncs, replayed, direct atomic.Uint64
 }
 
 // JournalStats is a snapshot of a journal's counters.
@@ -444,7 +444,6 @@ func (e *JournalError) Error() string {
 func (e *JournalError) Unwrap() error { return ErrJournalCorrupt }
 
 type journalFileScan struct {
-	idx  int
 	name string
 	gen  uint64
 	data []byte
@@ -481,7 +480,7 @@ func (j *Journal) replay() error {
 			return fmt.Errorf("mmaplog: map journal file %s: %w", name, err)
 		}
 		defer m.Unmap()
-		sc := journalFileScan{idx: i, name: name, data: m.Bytes()}
+		sc := journalFileScan{name: name, data: m.Bytes()}
 		if err := scanJournalFile(&sc, done); err != nil {
 			return err
 		}
@@ -497,13 +496,18 @@ func (j *Journal) replay() error {
 		f  vfs.File
 		id uint64
 	}
+	type write struct {
+		t    *target
+		pos  int64
+		data []byte
+	}
 	targets := map[string]*target{}
 	defer func() {
 		for _, t := range targets {
 			t.f.Close()
 		}
 	}()
-	n := 0
+	var writes []write
 	for _, sc := range scans {
 		for _, pos := range sc.recs {
 			h, dir, data, _, _ := decodeJournalRecord(sc.data, pos)
@@ -538,18 +542,15 @@ func (j *Journal) replay() error {
 			if h.pos+int64(len(data)) > size {
 				return &JournalError{File: sc.name, Pos: pos, Reason: fmt.Sprintf("record for %s at %d..%d past the segment's %d bytes", path, h.pos, h.pos+int64(len(data)), size)}
 			}
-			n++
+			writes = append(writes, write{t, h.pos, data})
 		}
 	}
-	for _, sc := range scans {
-		for _, pos := range sc.recs {
-			h, dir, data, _, _ := decodeJournalRecord(sc.data, pos)
-			path := filepath.Join(j.root, string(dir), segmentName(h.first))
-			if _, err := targets[path].f.WriteAt(data, h.pos); err != nil {
-				return fmt.Errorf("mmaplog: journal replay into %s: %w", path, err)
-			}
+	for _, w := range writes {
+		if _, err := w.t.f.WriteAt(w.data, w.pos); err != nil {
+			return fmt.Errorf("mmaplog: journal replay into %s: %w", w.t.f.Name(), err)
 		}
 	}
+	n := len(writes)
 	for path, t := range targets {
 		if err := t.f.Datasync(); err != nil {
 			return fmt.Errorf("mmaplog: journal replay: fdatasync %s: %w", path, err)
@@ -642,7 +643,7 @@ func (j *Journal) commit(r *journalReq) error {
 	}
 	if j.closing {
 		j.mu.Unlock()
-		return fmt.Errorf("mmaplog: journal closed")
+		return fmt.Errorf("mmaplog: journal: %w", ErrClosed)
 	}
 	j.pending = append(j.pending, r)
 	if j.leading {

@@ -51,8 +51,7 @@ type Log struct {
 	retired []*segment // replaced segments, unmapped at Close
 	closed  atomic.Bool
 
-	j  *Journal   // nil: every commit syncs its segment
-	jr journalReq // this log's request to j, reused (writer goroutine only)
+	jr journalReq // this log's request to opts.Journal, reused (writer goroutine only)
 
 	w          writerState // owned by the writer goroutine
 	writerDone chan struct{}

@@ -57,9 +57,8 @@ func Open(dir string, opts Options) (*Log, error) {
 		lock:       lock,
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
-		j:          opts.Journal,
 	}
-	if l.j != nil {
+	if opts.Journal != nil {
 		l.jr = journalReq{rel: rel, done: make(chan error, 1), direct: l.datasync}
 	}
 	l.w.lastIdx = -1

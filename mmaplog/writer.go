@@ -158,7 +158,7 @@ func (l *Log) journalCommit(pos int64, data []byte) error {
 	r := &l.jr
 	r.segID, r.first, r.name, r.pos, r.data = w.seg.id, w.seg.first, w.seg.name, pos, data
 	r.directed = false
-	err := l.j.commit(r)
+	err := l.opts.Journal.commit(r)
 	r.data = nil
 	if r.directed {
 		return err // l.datasync ran, and says what failed
@@ -259,7 +259,7 @@ func (l *Log) commit(bs []batch) {
 	}
 	if l.opts.Sync == SyncAlways {
 		var err error
-		if l.j != nil && !split && int64(len(data)) <= l.j.opts.MaxGroup {
+		if j := l.opts.Journal; j != nil && !split && int64(len(data)) <= j.opts.MaxGroup {
 			err = l.journalCommit(groupPos, data)
 		} else {
 			err = l.datasync()
