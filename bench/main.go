@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"syscall"
@@ -66,6 +67,7 @@ type benchFlags struct {
 	onDisk    int
 	pprofDir  string
 	clientCPU string
+	trace     string
 	maxRSS    int64
 	except    string
 	chains    int
@@ -102,6 +104,7 @@ func run(args []string) int {
 	var maxRSSMiB int64
 	fs.Int64Var(&maxRSSMiB, "max-server-rss", defaultMaxRSS()>>20, "kill the server (and fail the workload) when its resident memory exceeds this many MiB; 0: no cap")
 	fs.StringVar(&bf.clientCPU, "cpuprofile", "", "write a CPU profile of this process (the client side) to this file")
+	fs.StringVar(&bf.trace, "trace", "", "write an execution trace of this process (the client side) to this file (go tool trace; -server-arg=--trace=FILE for the server's)")
 	fs.IntVar(&bf.onDisk, "on-disk-chains", 0, "manychains: chains created on disk for the open-on-demand phase (default 100000; smoke 2000)")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, usage)
@@ -149,6 +152,21 @@ func run(args []string) int {
 		}
 		defer func() {
 			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
+	if bf.trace != "" {
+		f, err := os.Create(bf.trace)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if err := trace.Start(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer func() {
+			trace.Stop()
 			f.Close()
 		}()
 	}
