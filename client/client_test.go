@@ -860,6 +860,64 @@ func TestSlowConsumerBoundedBuffer(t *testing.T) {
 	}
 }
 
+// TestPausedSubscriptionResumesAfterReconnect: a subscription paused by
+// its full buffer, whose consumer drains the buffer while the connection
+// is down, resumes on the next connection. It used to stay paused for
+// good: Next had no connection to resume on, and the reconnection only
+// reopened the channel.
+func TestPausedSubscriptionResumesAfterReconnect(t *testing.T) {
+	fs := newFakeServer(t)
+	fs.eventsPerMsg = 1
+	c := dial(t, fs, "paused")
+	ctx := testCtx(t)
+	s, err := c.Subscribe(ctx, SubscribeOptions{History: true, Live: true, BufferBytes: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const total = 300
+	for i := range total {
+		fs.appendRaw("paused", rawEvent(t, fmt.Sprintf("p%d", i)))
+	}
+	waitState := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			c.mu.Lock()
+			ok := cond()
+			c.mu.Unlock()
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitState("the stream to pause", func() bool { return s.state == subPaused })
+	// Hold reconnections at the hello until the buffer is drained.
+	release := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	defer open()
+	fs.mu.Lock()
+	fs.refuseHello = func(*proto.Hello) (proto.ErrorCode, string) { <-release; return proto.CodeOK, "" }
+	fs.mu.Unlock()
+	fs.dropAll()
+	waitState("the client to see the drop", func() bool { return c.cur == nil })
+	c.mu.Lock()
+	buffered := s.bufEvents
+	c.mu.Unlock()
+	if buffered == 0 || buffered >= total {
+		t.Fatalf("%d events buffered when paused, want some but not all %d", buffered, total)
+	}
+	got := collect(t, ctx, s, buffered)
+	open()
+	got = append(got, collect(t, ctx, s, total-buffered)...)
+	checkSequence(t, got, 0, "p")
+}
+
 func TestCloseFailsWaitersAndIsIdempotent(t *testing.T) {
 	fs := newFakeServer(t)
 	block := make(chan struct{})

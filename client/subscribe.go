@@ -220,8 +220,11 @@ func (ch *Chain) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscri
 }
 
 // attachLocked (re)starts the subscription on a new connection: it opens
-// its channel and, unless paused by a full buffer, subscribes from the
-// resume point.
+// its channel and, unless paused by a buffer still over half full,
+// subscribes from the resume point. A paused subscription whose consumer
+// drained the buffer while no connection was up resumes here: Next had no
+// connection to resume it on, and will not try again once it waits on an
+// empty buffer.
 func (s *Subscription) attachLocked(cn *conn) {
 	if s.closed || s.state == subDone {
 		return
@@ -229,7 +232,9 @@ func (s *Subscription) attachLocked(cn *conn) {
 	cn.send(&proto.Open{Channel: s.num, ChainKey: s.chain.key})
 	if s.state == subPaused || s.state == subPausing {
 		s.state = subPaused
-		return
+		if s.bufBytes > s.limit/2 {
+			return // Next resumes it once the consumer has read half
+		}
 	}
 	s.subscribeLocked(cn)
 }
