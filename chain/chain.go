@@ -134,6 +134,23 @@ type AppendRequest struct {
 	// Seq is the writer's sequence number for this batch (for example the
 	// commit id); it only appears in the reason of later aborted batches.
 	Seq uint64
+	// Inline lets Append commit the batch on the caller's goroutine when
+	// the log is quiet (no commit running, the previous group a lone
+	// batch; see mmaplog's Log.Commit): Append then returns after the
+	// fdatasync, done already called, and the batch skips two goroutine
+	// hand-offs. Set it when the caller has nothing else to do meanwhile,
+	// e.g. the request was the last one read from its connection. Logs
+	// that cannot commit inline ignore it.
+	Inline bool
+}
+
+// inlineCommitter is implemented by logs that can commit on the caller's
+// goroutine: *mmaplog.Log through chain/mmapstore.
+type inlineCommitter interface {
+	// Enqueue is AppendAsync without starting the commit.
+	Enqueue(payloads [][]byte, done func(first uint64, err error)) (uint64, error)
+	// Commit commits what Enqueue queued, inline when the log is quiet.
+	Commit()
 }
 
 // Result is the outcome of one [Chain.Append]. If Err is nil the batch's
@@ -280,7 +297,8 @@ func (c *Chain) Err() error {
 
 // Append validates req and appends it as one atomic batch. done is called
 // exactly once with the outcome: either before Append returns (refusals,
-// retries of durable events), or later from the log's goroutine once the
+// retries of durable events, and inline commits, see
+// AppendRequest.Inline), or later from the log's goroutine once the
 // batch is durable or has failed. done must not block. The results of one
 // Writer's batches are delivered in the order the batches were given to
 // Append (a refusal waits for the answers to the batches before it), and
@@ -295,7 +313,10 @@ func (c *Chain) Append(w *Writer, req AppendRequest, done func(Result)) {
 	res, wait, queued := c.append(w, t, req, done)
 	switch {
 	case queued:
-		// c.committed reports the result.
+		// c.committed reports the result, maybe from here: c.mu is free.
+		if ic, ok := c.log.(inlineCommitter); ok && req.Inline {
+			ic.Commit()
+		}
 	case res.Err != nil:
 		w.fail(req.Seq, res.Err.Reason)
 		w.complete(t, done, res)
@@ -424,7 +445,11 @@ func (c *Chain) append(w *Writer, t uint64, req AppendRequest, done func(Result)
 	c.pending = append(c.pending, b)
 	c.pmu.Unlock()
 	c.inflight.Add(1)
-	first, err := c.log.AppendAsync(b.payloads, b.logDone)
+	enqueue := c.log.AppendAsync
+	if ic, ok := c.log.(inlineCommitter); ok && req.Inline {
+		enqueue = ic.Enqueue // Append calls Commit once c.mu is released
+	}
+	first, err := enqueue(b.payloads, b.logDone)
 	if err != nil {
 		c.inflight.Done()
 		c.pmu.Lock()

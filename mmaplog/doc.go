@@ -15,6 +15,12 @@
 // pending ones and every later append fail with the first error; fsync is
 // never retried. Batches are atomic, also across crashes.
 //
+// [Log.Enqueue] followed by [Log.Commit] lets a caller with nothing else to
+// do commit on its own goroutine when the log is quiet (no commit running,
+// the previous group a lone batch): a lone appender then skips the hand-off
+// to the writer goroutine and back. Under concurrency Commit only wakes the
+// writer, whose groups gather more.
+//
 // # Many logs: the commit journal
 //
 // Group commit works inside one log. Logs under one root can share their

@@ -45,7 +45,16 @@ func TestSyncErrorPoisons(t *testing.T) {
 			for i := 0; i < 40; i++ {
 				ps := [][]byte{[]byte(fmt.Sprintf("w%d-%d-a", w, i)), []byte(fmt.Sprintf("w%d-%d-b", w, i))}
 				done := make(chan error, 1)
-				first, err := l.AppendAsync(ps, func(_ uint64, err error) { done <- err })
+				var first uint64
+				var err error
+				if w%2 == 0 {
+					first, err = l.AppendAsync(ps, func(_ uint64, err error) { done <- err })
+				} else {
+					first, err = l.Enqueue(ps, func(_ uint64, err error) { done <- err })
+					if err == nil {
+						l.Commit()
+					}
+				}
 				enqueued := err == nil
 				if enqueued {
 					mu.Lock()
@@ -249,6 +258,7 @@ func powerLossTrial(t *testing.T, seed uint64) (st plStats) {
 		writers := 1 + rng.IntN(4)
 		for w := 0; w < writers; w++ {
 			wrng := rand.New(rand.NewPCG(seed, uint64(round*16+w)))
+			inline := wrng.IntN(2) == 0 // Enqueue + Commit: may commit on this goroutine
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -260,13 +270,20 @@ func powerLossTrial(t *testing.T, seed uint64) (st plStats) {
 					}
 					done := make(chan error, 1)
 					mu.Lock() // keep attempted in offset order
-					first, err := l.AppendAsync(ps, func(_ uint64, err error) { done <- err })
+					enqueue := l.AppendAsync
+					if inline {
+						enqueue = l.Enqueue
+					}
+					first, err := enqueue(ps, func(_ uint64, err error) { done <- err })
 					if err == nil {
 						attempted = append(attempted, plBatch{first, ps})
 					}
 					mu.Unlock()
 					if err != nil {
 						return
+					}
+					if inline {
+						l.Commit()
 					}
 					if err := <-done; err != nil {
 						return

@@ -36,6 +36,10 @@ type Log struct {
 	closing bool
 	err     error // first write/sync failure, or corruption found at open
 	wake    chan struct{}
+	// committing is held by whoever owns the writer state (w, jr): the
+	// writer goroutine, or a Commit caller committing on its own goroutine.
+	committing bool
+	lone       bool // the previous group held at most one batch (Commit may commit inline)
 
 	errv atomic.Pointer[error] // copy of err for lock-free readers
 
@@ -51,9 +55,9 @@ type Log struct {
 	retired []*segment // replaced segments, unmapped at Close
 	closed  atomic.Bool
 
-	jr journalReq // this log's request to opts.Journal, reused (writer goroutine only)
+	jr journalReq // this log's request to opts.Journal, reused (holder of committing only)
 
-	w          writerState // owned by the writer goroutine
+	w          writerState // owned by the holder of committing
 	writerDone chan struct{}
 	closeErr   error // set by the writer before writerDone is closed
 	bg         *background
@@ -62,8 +66,8 @@ type Log struct {
 }
 
 type counters struct {
-	records, bytes, appends, commits, syncs, writes, repairs, rebuilds, preallocs, maxGroup, journalCommits atomic.Uint64
-	segments                                                                                                atomic.Int64
+	records, bytes, appends, commits, syncs, writes, repairs, rebuilds, preallocs, maxGroup, journalCommits, inlineCommits atomic.Uint64
+	segments                                                                                                               atomic.Int64
 }
 
 // Stats is a snapshot of a log's counters.
@@ -78,11 +82,14 @@ type Stats struct {
 	// JournalCommits counts group commits made durable through the
 	// journal (Options.Journal) instead of an fdatasync of the segment.
 	JournalCommits uint64
-	Writes         uint64 // write calls since Open
-	MaxGroup       uint64 // most batches committed by one group commit
-	Repairs        uint64 // torn tails cut at Open
-	IndexRebuilds  uint64 // sealed-segment indexes rebuilt at Open
-	Preallocs      uint64 // segment files preallocated since Open
+	// InlineCommits counts group commits run by Commit on its caller's
+	// goroutine instead of the writer goroutine.
+	InlineCommits uint64
+	Writes        uint64 // write calls since Open
+	MaxGroup      uint64 // most batches committed by one group commit
+	Repairs       uint64 // torn tails cut at Open
+	IndexRebuilds uint64 // sealed-segment indexes rebuilt at Open
+	Preallocs     uint64 // segment files preallocated since Open
 }
 
 // batch is one AppendAsync call waiting for the writer.
@@ -143,16 +150,30 @@ func (l *Log) notify(final bool) {
 // AppendAsync enqueues a batch of records and returns at once, without
 // waiting for I/O. The records get the offsets first, first+1, ...,
 // first+len(payloads)-1, assigned in call order. done is called exactly once,
-// from the log's writer goroutine, when the whole batch is durable (per the
+// from the goroutine that commits the batch (the log's writer goroutine, or
+// a Commit caller after Enqueue), when the whole batch is durable (per the
 // sync mode) or has failed; a batch is never partly acknowledged, and after a
 // crash recovery keeps it whole or not at all. done must not block and must
-// not call Append or Close (AppendAsync is fine): it runs on the writer. The log reads the payloads until
-// done is called: the caller must not modify them before.
+// not call Append, Commit or Close (AppendAsync and Enqueue are fine). The
+// log reads the payloads until done is called: the caller must not modify
+// them before.
 //
 // If AppendAsync returns an error, done is never called. Errors:
 // ErrEmptyBatch, ErrRecordTooLarge, ErrBatchTooLarge, ErrClosed, or the
 // error that poisoned the log.
 func (l *Log) AppendAsync(payloads [][]byte, done func(first uint64, err error)) (first uint64, err error) {
+	first, err = l.Enqueue(payloads, done)
+	if err == nil {
+		l.wakeWriter()
+	}
+	return first, err
+}
+
+// Enqueue is AppendAsync without starting the commit: the caller must call
+// Commit afterwards (typically once it has released the locks its done
+// callbacks take), which commits on the caller's goroutine when the log is
+// quiet. Until some Commit, AppendAsync or Close, the batch only waits.
+func (l *Log) Enqueue(payloads [][]byte, done func(first uint64, err error)) (first uint64, err error) {
 	if len(payloads) == 0 {
 		return 0, ErrEmptyBatch
 	}
@@ -167,23 +188,16 @@ func (l *Log) AppendAsync(payloads [][]byte, done func(first uint64, err error))
 		return 0, fmt.Errorf("%w: %d bytes (segment holds %d)", ErrBatchTooLarge, total, l.opts.SegmentSize-segHeaderSize)
 	}
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.err != nil {
-		err := l.err
-		l.mu.Unlock()
-		return 0, err
+		return 0, l.err
 	}
 	if l.closing {
-		l.mu.Unlock()
 		return 0, ErrClosed
 	}
 	first = l.next
 	l.next += uint64(len(payloads))
 	l.pending = append(l.pending, batch{payloads: payloads, first: first, done: done})
-	l.mu.Unlock()
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
 	return first, nil
 }
 
@@ -225,6 +239,7 @@ func (l *Log) Stats() Stats {
 		Commits:        l.st.commits.Load(),
 		Syncs:          l.st.syncs.Load(),
 		JournalCommits: l.st.journalCommits.Load(),
+		InlineCommits:  l.st.inlineCommits.Load(),
 		Writes:         l.st.writes.Load(),
 		MaxGroup:       l.st.maxGroup.Load(),
 		Repairs:        l.st.repairs.Load(),
@@ -262,10 +277,7 @@ func (l *Log) Close() error {
 	}
 	l.closing = true
 	l.mu.Unlock()
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
+	l.wakeWriter()
 	<-l.writerDone
 	err := l.closeErr
 	if l.bg != nil {

@@ -493,3 +493,175 @@ func TestPreallocWhenHalfFull(t *testing.T) {
 	}
 	checkDense(t, readAll(t, l, 0), 0, 1010)
 }
+
+// TestCommitInline checks Enqueue + Commit: a lone appender's batch is
+// committed and acknowledged on its own goroutine before Commit returns;
+// after a group of several batches, and in SyncInterval, Commit leaves the
+// work to the writer goroutine; a batch enqueued without Commit is
+// committed by Close; and Commit racing with AppendAsync, other Commits and
+// Close acknowledges every batch exactly once, densely.
+func TestCommitInline(t *testing.T) {
+	t.Run("lone", func(t *testing.T) {
+		l := openT(t, t.TempDir(), Options{SegmentSize: 64 << 10, MaxRecordSize: 1 << 10})
+		for i := range uint64(20) {
+			called := false
+			first, err := l.Enqueue([][]byte{payloadFor(i, 100)}, func(got uint64, err error) {
+				if err != nil || got != i {
+					t.Errorf("done(%d, %v), want (%d, nil)", got, err, i)
+				}
+				called = true // plain write: the race detector checks it happens on this goroutine, before Commit returns
+			})
+			if err != nil || first != i {
+				t.Fatalf("Enqueue = %d, %v", first, err)
+			}
+			l.Commit()
+			if !called {
+				t.Fatalf("batch %d not acknowledged when Commit returned", i)
+			}
+			if h := l.Head(); h != i+1 {
+				t.Fatalf("Head = %d after Commit, want %d", h, i+1)
+			}
+		}
+		st := l.Stats()
+		if st.InlineCommits != 20 || st.Syncs < 20 {
+			t.Fatalf("stats %+v: want 20 inline commits, each synced", st)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("after a group", func(t *testing.T) {
+		l := openT(t, t.TempDir(), Options{SegmentSize: 64 << 10, MaxRecordSize: 1 << 10})
+		// Queue two batches before the writer can take them: one group of 2.
+		done := make(chan error, 3)
+		cb := func(_ uint64, err error) { done <- err }
+		l.mu.Lock()
+		l.committing = true // hold the writer off while both are queued
+		l.mu.Unlock()
+		for i := range 2 {
+			if _, err := l.Enqueue([][]byte{payloadFor(uint64(i), 10)}, cb); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l.mu.Lock()
+		l.committing = false
+		l.mu.Unlock()
+		l.wakeWriter()
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := l.Enqueue([][]byte{payloadFor(2, 10)}, cb); err != nil {
+			t.Fatal(err)
+		}
+		l.Commit() // the previous group held 2: the writer commits
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if st := l.Stats(); st.InlineCommits != 0 || st.MaxGroup != 2 {
+			t.Fatalf("stats %+v: want no inline commit after a group of 2", st)
+		}
+		l.Close()
+	})
+	t.Run("interval", func(t *testing.T) {
+		l := openT(t, t.TempDir(), Options{Sync: SyncInterval, SyncInterval: time.Millisecond, SegmentSize: 64 << 10, MaxRecordSize: 1 << 10})
+		done := make(chan error, 1)
+		for i := range uint64(5) {
+			if _, err := l.Enqueue([][]byte{payloadFor(i, 10)}, func(_ uint64, err error) { done <- err }); err != nil {
+				t.Fatal(err)
+			}
+			l.Commit()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st := l.Stats(); st.InlineCommits != 0 {
+			t.Fatalf("SyncInterval committed inline: %+v", st)
+		}
+		l.Close()
+	})
+	t.Run("close commits what was only enqueued", func(t *testing.T) {
+		dir := t.TempDir()
+		l := openT(t, dir, Options{SegmentSize: 64 << 10, MaxRecordSize: 1 << 10})
+		done := make(chan error, 1)
+		if _, err := l.Enqueue([][]byte{payloadFor(0, sizeFor(0))}, func(_ uint64, err error) { done <- err }); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("enqueued batch failed at Close: %v", err)
+		}
+		l = openT(t, dir, Options{SegmentSize: 64 << 10, MaxRecordSize: 1 << 10})
+		checkDense(t, readAll(t, l, 0), 0, 1)
+		l.Close()
+	})
+	t.Run("concurrent", func(t *testing.T) {
+		dir := t.TempDir()
+		l := openT(t, dir, Options{SegmentSize: 16 << 10, MaxRecordSize: 1 << 10})
+		const writers, perWriter = 6, 120
+		var acked sync.Map
+		var wg sync.WaitGroup
+		var closed sync.WaitGroup
+		closed.Add(1)
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range perWriter {
+					done := make(chan error, 1)
+					p := [][]byte{payloadFor(uint64(w*perWriter+i), sizeFor(uint64(i)))}
+					cb := func(first uint64, err error) {
+						if err == nil {
+							if _, dup := acked.LoadOrStore(first, true); dup {
+								t.Errorf("offset %d acknowledged twice", first)
+							}
+						}
+						done <- err
+					}
+					var err error
+					if w%3 == 0 {
+						_, err = l.AppendAsync(p, cb)
+					} else {
+						if _, err = l.Enqueue(p, cb); err == nil {
+							l.Commit()
+						}
+					}
+					if err != nil {
+						if !errors.Is(err, ErrClosed) {
+							t.Error(err)
+						}
+						return
+					}
+					if err := <-done; err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		go func() {
+			defer closed.Done()
+			time.Sleep(20 * time.Millisecond)
+			if err := l.Close(); err != nil {
+				t.Error(err)
+			}
+		}()
+		wg.Wait()
+		closed.Wait()
+		n := uint64(0)
+		acked.Range(func(_, _ any) bool { n++; return true })
+		l = openT(t, dir, Options{SegmentSize: 16 << 10, MaxRecordSize: 1 << 10})
+		if h := l.Head(); h < n {
+			t.Fatalf("Head %d after reopen, but %d batches were acknowledged", h, n)
+		}
+		for off := range n {
+			if _, ok := acked.Load(off); !ok {
+				t.Fatalf("offset %d not acknowledged, but %d were: offsets not dense", off, n)
+			}
+		}
+		l.Close()
+	})
+}

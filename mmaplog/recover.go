@@ -57,6 +57,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		lock:       lock,
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
+		lone:       true,
 	}
 	if opts.Journal != nil {
 		l.jr = journalReq{rel: rel, done: make(chan error, 1), direct: l.datasync}

@@ -42,7 +42,6 @@ func (l *Log) run() {
 		defer t.Stop()
 		tick = t.C
 	}
-	w := &l.w
 	for {
 		select {
 		case <-l.wake:
@@ -50,22 +49,82 @@ func (l *Log) run() {
 			l.syncInterval()
 			continue
 		}
+		l.mu.Lock()
+		if l.committing {
+			// A Commit caller holds the writer state; it wakes us again
+			// when it is done if anything is left to do.
+			l.mu.Unlock()
+			continue
+		}
+		l.committing = true
+		l.mu.Unlock()
 		l.gather()
 		l.mu.Lock()
 		bs := l.pending
-		l.pending = w.spare[:0]
+		l.pending = l.w.spare[:0]
 		closing := l.closing
 		l.mu.Unlock()
-		if len(bs) > 0 {
-			l.commit(bs)
-			w.lastGroup = len(bs)
-		}
-		clear(bs) // drop payload references
-		w.spare = bs[:0]
+		l.commitGroup(bs)
 		if closing {
 			l.closeErr = l.finish()
 			return
 		}
+	}
+}
+
+// commitGroup commits bs, taken from the queue by the holder of the writer
+// state (l.committing), then gives the state up.
+func (l *Log) commitGroup(bs []batch) {
+	w := &l.w
+	if len(bs) > 0 {
+		l.commit(bs)
+		w.lastGroup = len(bs)
+	}
+	clear(bs) // drop payload references
+	w.spare = bs[:0]
+	l.mu.Lock()
+	l.committing = false
+	l.lone = w.lastGroup < 2
+	l.mu.Unlock()
+}
+
+// Commit makes sure the batches queued by Enqueue get committed. When the
+// log is quiet (SyncAlways, no group being committed, and the previous
+// group held a single batch) it commits the queue itself, on the calling
+// goroutine: done callbacks run there, before Commit returns, after the
+// fdatasync. A lone appender, such as a client waiting for each
+// confirmation, then pays no hand-off to the writer goroutine and back
+// (measured here: about 15 µs of wake-up latency per append). Otherwise,
+// or when the log is closing, it wakes the writer goroutine and returns at
+// once: under concurrency the writer's group commit gathers more.
+//
+// The caller must hold no lock that a done callback takes, and must accept
+// to wait for an fdatasync.
+func (l *Log) Commit() {
+	l.mu.Lock()
+	if l.committing || l.closing || len(l.pending) == 0 || !l.lone || l.opts.Sync != SyncAlways {
+		l.mu.Unlock()
+		l.wakeWriter()
+		return
+	}
+	l.committing = true
+	bs := l.pending
+	l.pending = l.w.spare[:0]
+	l.mu.Unlock()
+	l.st.inlineCommits.Add(1)
+	l.commitGroup(bs)
+	l.mu.Lock()
+	more := len(l.pending) > 0 || l.closing
+	l.mu.Unlock()
+	if more {
+		l.wakeWriter()
+	}
+}
+
+func (l *Log) wakeWriter() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
 	}
 }
 

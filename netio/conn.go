@@ -81,11 +81,15 @@ type conn struct {
 	// writes swaps out and ends with the spare pair and writes them.
 	// Subscriptions write their frames themselves; wmu serialises every
 	// write to the socket and guards the fields below it.
-	slots     chan struct{} // reply slots, MaxPending
-	outMu     sync.Mutex
-	out       []byte   // encoded reply bodies, each holding one slot
-	ends      []int    // end of each body in out
-	offs      []uint64 // scratch for Confirmed offsets, guarded by outMu
+	slots chan struct{} // reply slots, MaxPending
+	outMu sync.Mutex
+	out   []byte   // encoded reply bodies, each holding one slot
+	ends  []int    // end of each body in out
+	offs  []uint64 // scratch for Confirmed offsets, guarded by outMu
+	// deferWake, guarded by outMu, is set while the reader hands an
+	// append that may commit inline: it writes the replies queued
+	// meanwhile itself (writeDeferredReplies) instead of waking the writer.
+	deferWake bool
 	wake      chan struct{}
 	writerEnd chan struct{} // closed to stop the writer after a last flush
 	writerWG  sync.WaitGroup
@@ -429,8 +433,11 @@ func (c *conn) acquireSlot() bool {
 func (c *conn) reply(m proto.Message) {
 	c.outMu.Lock()
 	c.appendReplyLocked(m)
+	wake := !c.deferWake
 	c.outMu.Unlock()
-	c.wakeWriter()
+	if wake {
+		c.wakeWriter()
+	}
 }
 
 // appendReplyLocked encodes m at the end of c.out.
@@ -471,8 +478,43 @@ func (c *conn) replyConfirmed(ch uint32, id, first uint64, count int) {
 	if cap(c.offs) > maxKeptOffsets {
 		c.offs = nil
 	}
+	wake := !c.deferWake
 	c.outMu.Unlock()
-	c.wakeWriter()
+	if wake {
+		c.wakeWriter()
+	}
+}
+
+// deferReplies makes replies queued from now on wait for
+// writeDeferredReplies instead of waking the writer. Reader only.
+func (c *conn) deferReplies() {
+	c.outMu.Lock()
+	c.deferWake = true
+	c.outMu.Unlock()
+}
+
+// writeDeferredReplies ends deferReplies and writes the replies queued
+// meanwhile from the reader's goroutine: after an inline commit the
+// Confirmed goes out without waking the writer goroutine (a hand-off of
+// several µs on the lone appender's path). If another goroutine is
+// writing, the writer is woken as usual. Reader only.
+func (c *conn) writeDeferredReplies() {
+	c.outMu.Lock()
+	c.deferWake = false
+	queued := len(c.ends) > 0
+	c.outMu.Unlock()
+	if !queued {
+		return
+	}
+	if !c.wmu.TryLock() {
+		c.wakeWriter()
+		return
+	}
+	c.armWriteDeadline()
+	for c.writeRepliesLocked() {
+	}
+	c.flush()
+	c.wmu.Unlock()
 }
 
 // maxKeptOffsets bounds the Confirmed scratch a connection keeps.

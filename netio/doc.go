@@ -67,6 +67,15 @@
 // that exactly repeats stored events is confirmed with their original
 // offsets.
 //
+// An Append that is the last request the reader has buffered is handed to
+// the chain with [chain.AppendRequest.Inline]: when the chain's log is
+// quiet (a lone appender) the reader commits it itself and writes the
+// Confirmed itself, sparing the two goroutine hand-offs (log writer and
+// connection writer) of the general path. The reader then waits for that
+// fdatasync before reading the connection's next request; with requests
+// buffered, or under concurrency, appends go through the log's writer and
+// its group commit as usual.
+//
 // # Channels
 //
 // Open binds a channel to a chain (acquired from the registry, opened on

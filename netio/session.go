@@ -426,8 +426,15 @@ func (c *conn) append(m *proto.Append) {
 	chID, id := m.Channel, m.CommitID
 	ch.inflight.Add(1)
 	c.inflight.Add(1)
+	inline := c.readDrained()
+	if inline {
+		c.deferReplies()
+	}
 	handed := false
 	defer func() {
+		if inline {
+			c.writeDeferredReplies()
+		}
 		if !handed {
 			// chain.Append panicked before taking the request: undo, so
 			// that the teardown after the recovered panic does not wait
@@ -437,7 +444,7 @@ func (c *conn) append(m *proto.Append) {
 			<-c.slots
 		}
 	}()
-	ch.h.Append(ch.w, chain.AppendRequest{Events: m.Events, Expect: m.ExpectedNext, HasExpect: m.HasCondition, Seq: id},
+	ch.h.Append(ch.w, chain.AppendRequest{Events: m.Events, Expect: m.ExpectedNext, HasExpect: m.HasCondition, Seq: id, Inline: inline},
 		func(r chain.Result) {
 			if r.Err != nil {
 				c.reply(&proto.CommitError{Channel: chID, CommitID: id, Code: commitCode(r.Err.Code),
@@ -449,6 +456,17 @@ func (c *conn) append(m *proto.Append) {
 			c.inflight.Done()
 		})
 	handed = true
+}
+
+// readDrained reports whether the request being handled was the last one
+// the connection had read: the reader would now wait on the socket, so it
+// may as well commit an append itself when the chain's log is quiet
+// (chain.AppendRequest.Inline) and spare the lone appender two goroutine
+// hand-offs. With more requests buffered it must not: they would wait for
+// the fdatasync, and the log's writer groups them better.
+func (c *conn) readDrained() bool {
+	s, ok := c.fc.(*proto.Stream)
+	return ok && s.FrameReader.Buffered() == 0
 }
 
 func (c *conn) lock(t proto.MsgType, body []byte) error {

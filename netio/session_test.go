@@ -3,6 +3,7 @@ package netio
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -406,5 +407,63 @@ func TestExistingOnly(t *testing.T) {
 	c.send(&proto.Subscribe{Channel: 2, History: true})
 	if s := expect[*proto.StartOfHistory](c); s.Count != 1 {
 		t.Fatalf("StartOfHistory %+v", s)
+	}
+}
+
+// TestInlineAppendBesideSubscription appends one batch at a time on a
+// connection whose other channel receives a live subscription fed by a
+// second connection: the appends commit inline on the reader (the real
+// log, one appender) and their Confirmed replies are written by the
+// reader itself, or by the writer when a subscription frame holds the
+// socket. Every reply must arrive, in order, between the Events frames.
+func TestInlineAppendBesideSubscription(t *testing.T) {
+	ts := startServer(t, Config{}, chain.Config{}, storeOpts{Real: true})
+	c := dial(t, ts.addrs["v4"], "mix", kex.KeySizeNone)
+	expect[*proto.Opened](c)
+	c.send(&proto.Subscribe{Channel: 0, Live: true})
+	feeder := dial(t, ts.addrs["v4"], "mix", kex.KeySizeNone)
+	expect[*proto.Opened](feeder)
+	stop := make(chan struct{})
+	fed := make(chan int)
+	go func() {
+		n := 0
+		defer func() { fed <- n }()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			feeder.send(&proto.Append{Channel: 0, CommitID: uint64(i + 1), Events: testEvents(fmt.Sprintf("feed%d", i), 4)})
+			if m, err := feeder.tryRecv(10 * time.Second); err != nil {
+				return
+			} else if _, ok := m.(*proto.Confirmed); !ok {
+				return
+			}
+			n++
+		}
+	}()
+	const appends = 150
+	events := 0
+	for id := uint64(1); id <= appends; id++ {
+		c.send(&proto.Append{Channel: 0, CommitID: id, Events: testEvents(fmt.Sprintf("own%d", id), 1)})
+		for {
+			m := c.recv()
+			switch m := m.(type) {
+			case *proto.Events:
+				events += len(eventItems(t, m))
+				continue
+			case *proto.StartOfHistory, *proto.EndOfHistory:
+				continue
+			}
+			if conf, ok := m.(*proto.Confirmed); !ok || conf.CommitID != id || len(conf.Offsets) != 1 {
+				t.Fatalf("append %d: reply %#v", id, m)
+			}
+			break
+		}
+	}
+	close(stop)
+	if n := <-fed; n == 0 || events == 0 {
+		t.Fatalf("feeder confirmed %d batches, subscription delivered %d events: the test exercised nothing", n, events)
 	}
 }

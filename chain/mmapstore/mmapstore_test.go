@@ -160,3 +160,63 @@ func TestRealLogAcrossRestart(t *testing.T) {
 		t.Fatalf("history from 1095: %d events, want 6", n)
 	}
 }
+
+// TestInlineAppend checks AppendRequest.Inline on the real log: a lone
+// appender's batch is confirmed before Append returns (committed on the
+// caller's goroutine), and concurrent inline appenders, mixed with plain
+// ones, all get their confirmations with dense, distinct offsets.
+func TestInlineAppend(t *testing.T) {
+	root := t.TempDir()
+	key, _ := chain.ParseKey("real/inline")
+	o := &chain.Owner{}
+	r := open(t, root)
+	defer r.Close()
+	h, err := r.Acquire(context.Background(), key, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release()
+	w := chain.NewWriter(o)
+	for i := range 10 {
+		var got *chain.Result
+		h.Append(w, chain.AppendRequest{Events: events(fmt.Sprintf("lone%d", i), 2), Inline: true},
+			func(r chain.Result) { got = &r }) // a plain write: -race checks it is on this goroutine
+		if got == nil {
+			t.Fatalf("inline append %d: not confirmed when Append returned", i)
+		}
+		if got.Err != nil || got.First != uint64(2*i) || got.Count != 2 {
+			t.Fatalf("inline append %d: %+v", i, *got)
+		}
+	}
+	const appenders, each = 6, 40
+	offsets := make(chan uint64, appenders*each)
+	done := make(chan struct{})
+	for a := range appenders {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			w := chain.NewWriter(o)
+			for i := range each {
+				res := appendWait(t, h, w, chain.AppendRequest{Events: events(fmt.Sprintf("c%d-%d", a, i), 1), Inline: a%2 == 0})
+				if res.Err != nil {
+					t.Errorf("appender %d: %v", a, res.Err)
+					return
+				}
+				offsets <- res.First
+			}
+		}()
+	}
+	for range appenders {
+		<-done
+	}
+	close(offsets)
+	seen := map[uint64]bool{}
+	for off := range offsets {
+		if seen[off] || off < 20 || off >= 20+appenders*each {
+			t.Fatalf("offset %d duplicated or out of range", off)
+		}
+		seen[off] = true
+	}
+	if len(seen) != appenders*each {
+		t.Fatalf("%d confirmations, want %d", len(seen), appenders*each)
+	}
+}
