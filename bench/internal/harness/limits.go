@@ -23,8 +23,13 @@ type Limits struct {
 	Fsync4KP50US  float64 `json:"fsync4k_p50_us"`   // median of one append + fdatasync
 	Write1MGBps   float64 `json:"write1m_gb_per_s"` // 1 MiB write + fdatasync
 	LoopbackGBps  float64 `json:"loopback_gb_per_s"`
-	AESGCMGBps    float64 `json:"aes128gcm_gb_per_s"` // one core, 16 KiB frames
-	KEM768PerSec  float64 `json:"mlkem768_kex_per_s"` // keygen+encaps+decaps, one core
+	// Closed-loop 1 KiB request / 16-byte reply round trips over loopback
+	// TCP to another process (echo.go): one connection, and EchoConns.
+	RTT1KPerSec  float64 `json:"rtt1k_per_s"`
+	RTT1KP50US   float64 `json:"rtt1k_p50_us"`
+	Echo64PerSec float64 `json:"echo64_per_s"`
+	AESGCMGBps   float64 `json:"aes128gcm_gb_per_s"` // one core, 16 KiB frames
+	KEM768PerSec float64 `json:"mlkem768_kex_per_s"` // keygen+encaps+decaps, one core
 }
 
 // Limit names used in [Result.Limits].
@@ -32,6 +37,8 @@ const (
 	LimitFsync4K  = "fsync4k"
 	LimitWrite1M  = "disk1M"
 	LimitLoopback = "loopback"
+	LimitRTT1K    = "rtt1k"
+	LimitEcho64   = "echo64"
 	LimitAESGCM   = "aesgcm"
 	LimitKEM768   = "kem768"
 )
@@ -55,6 +62,12 @@ func MeasureLimits(ctx context.Context, dir string, d time.Duration) (*Limits, e
 		return nil, err
 	}
 	l.LoopbackGBps = round3(l.LoopbackGBps)
+	e, err := MeasureEcho(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	l.RTT1KPerSec, l.RTT1KP50US = math.Round(e.RTT1KPerSec), round3(float64(e.RTT1KP50)/1e3)
+	l.Echo64PerSec = math.Round(e.Echo64PerSec)
 	l.AESGCMGBps = round3(AESGCMRate(d))
 	l.KEM768PerSec = math.Round(KEM768Rate(d))
 	return l, nil
@@ -185,6 +198,8 @@ func WriteLimits(w io.Writer, l *Limits) {
 	fmt.Fprintf(w, "  4 KiB append + fdatasync, one syncer: %s/s, p50 %s\n", FormatRate(l.Fsync4KPerSec), fmtUS(l.Fsync4KP50US))
 	fmt.Fprintf(w, "  1 MiB write + fdatasync:              %.3f GB/s\n", l.Write1MGBps)
 	fmt.Fprintf(w, "  loopback TCP, one stream:             %.3f GB/s\n", l.LoopbackGBps)
+	fmt.Fprintf(w, "  1 KiB echo to a process, 1 conn:      %s/s, p50 %s\n", FormatRate(l.RTT1KPerSec), fmtUS(l.RTT1KP50US))
+	fmt.Fprintf(w, "  1 KiB echo to a process, %d conns:    %s/s\n", EchoConns, FormatRate(l.Echo64PerSec))
 	fmt.Fprintf(w, "  AES-128-GCM seal, one core:           %.3f GB/s\n", l.AESGCMGBps)
 	fmt.Fprintf(w, "  ML-KEM-768 kex, one core:             %s/s\n", FormatRate(l.KEM768PerSec))
 }
@@ -211,6 +226,9 @@ func LimitsResult(system string, l *Limits) Result {
 	r.SetExtra("fsync4k_p50_us", l.Fsync4KP50US)
 	r.SetExtra("write1m_gb_per_s", l.Write1MGBps)
 	r.SetExtra("loopback_gb_per_s", l.LoopbackGBps)
+	r.SetExtra("rtt1k_per_s", l.RTT1KPerSec)
+	r.SetExtra("rtt1k_p50_us", l.RTT1KP50US)
+	r.SetExtra("echo64_per_s", l.Echo64PerSec)
 	r.SetExtra("aes128gcm_gb_per_s", l.AESGCMGBps)
 	r.SetExtra("mlkem768_kex_per_s", l.KEM768PerSec)
 	return r

@@ -402,8 +402,18 @@ func RunProducers(ctx context.Context, env *Env, workload string, p Params) Resu
 	r.Latency = res.hist.Latency()
 	res.meter.Fill(&r)
 	env.AddStandardLimits(&r, true)
-	if env.Limits != nil && r.Latency != nil && p.Producers == 1 && p.Window <= 1 {
-		r.SetExtra("p50_vs_fsync4k_p50", r.Latency.P50/env.Limits.Fsync4KP50US)
+	if l := env.Limits; l != nil && r.Error == "" && p.Window <= 1 {
+		// Closed loops: also bounded by the request/reply round trip.
+		switch p.Producers {
+		case 1:
+			r.AddLimit(LimitRTT1K, "ops/s", r.EventsPerSec, l.RTT1KPerSec)
+			if r.Latency != nil {
+				r.SetExtra("p50_vs_fsync4k_p50", r.Latency.P50/l.Fsync4KP50US)
+				r.SetExtra("p50_vs_fsync4k_plus_rtt1k_p50", r.Latency.P50/(l.Fsync4KP50US+l.RTT1KP50US))
+			}
+		case EchoConns:
+			r.AddLimit(LimitEcho64, "ops/s", r.EventsPerSec, l.Echo64PerSec)
+		}
 	}
 	return r
 }
