@@ -421,6 +421,11 @@ func (c *conn) kill() {
 // outstanding. It returns false if the connection ends meanwhile.
 func (c *conn) acquireSlot() bool {
 	select {
+	case c.slots <- struct{}{}: // the usual case, without a two-way select
+		return true
+	default:
+	}
+	select {
 	case c.slots <- struct{}{}:
 		return true
 	case <-c.ctx.Done():
