@@ -234,15 +234,22 @@ func lingerClose(nc net.Conn) {
 	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 		_ = nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-		var buf [4096]byte
+		buf := drainBufs.Get().(*[drainSize]byte)
 		for range 64 {
 			if _, err := nc.Read(buf[:]); err != nil {
 				break
 			}
 		}
+		drainBufs.Put(buf)
 	}
 	nc.Close()
 }
+
+// drainSize is the size of lingerClose's drain buffers, pooled: the
+// drained bytes are thrown away, so any connection's will do.
+const drainSize = 4096
+
+var drainBufs = sync.Pool{New: func() any { return new([drainSize]byte) }}
 
 // Shutdown stops the server gracefully: it closes the listeners, stops
 // reading new requests, lets every connection finish the appends it has in
