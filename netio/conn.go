@@ -176,9 +176,7 @@ func (c *conn) serve() {
 			c.teardown()
 		}
 	}()
-	if tc, ok := c.nc.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
+	// No SetNoDelay: Go creates every TCPConn with TCP_NODELAY set.
 	ch0, err := c.handshake()
 	if err != nil {
 		c.log.Debug("handshake failed", "err", err)
