@@ -2,7 +2,10 @@ package netio
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -194,4 +197,43 @@ func expectType(c *tclient, want proto.MsgType) error {
 		return fmt.Errorf("got %s, want %s", m.Type(), want)
 	}
 	return nil
+}
+
+// TestWorkersReusedAndStopped: connections one after the other are served
+// by a few reused worker goroutines, not one new goroutine each, and
+// Shutdown returns only once the idle workers have ended.
+func TestWorkersReusedAndStopped(t *testing.T) {
+	ts := startServer(t, Config{}, chain.Config{}, storeOpts{})
+	const n = 20
+	for i := range n {
+		c := dial(t, ts.addrs["v4"], "", kex.KeySize128)
+		c.send(&proto.Ping{ID: uint64(i)})
+		if p := expect[*proto.Pong](c); p.ID != uint64(i) {
+			t.Fatalf("Pong %d, want %d", p.ID, i)
+		}
+		c.nc.Close()
+		// Let the server see the close and the worker go idle.
+		deadline := time.Now().Add(5 * time.Second)
+		for ts.Stats().Connections != 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if got := workerGoroutines(); got == 0 || got > 2 {
+		t.Fatalf("%d worker goroutines after %d connections one after the other, want 1 or 2 (reused)", got, n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := workerGoroutines(); got != 0 {
+		t.Fatalf("%d worker goroutines after Shutdown returned, want 0", got)
+	}
+}
+
+// workerGoroutines counts the goroutines running Server.worker.
+func workerGoroutines() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "netio.(*Server).worker(")
 }
