@@ -199,6 +199,7 @@ func (c *Client) run(cn *conn) {
 		if cn.sess != nil {
 			cn.sess.Close()
 		}
+		cn.releaseBuffers()
 		cause := cn.err
 		c.mu.Lock()
 		c.detachLocked(cn, cause)
@@ -254,6 +255,7 @@ func (c *Client) run(cn *conn) {
 			if cn.sess != nil {
 				cn.sess.Close()
 			}
+			cn.releaseBuffers()
 			c.shutdown(ErrClosed)
 			return
 		}

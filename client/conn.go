@@ -48,6 +48,10 @@ type conn struct {
 	// kick that write their own request instead of waking the writer.
 	wmu   sync.Mutex
 	batch [][]byte // guarded by wmu
+
+	// fw is the plain frame writer under fc (guarded by wmu once the
+	// writer runs); releaseBuffers hands its buffer back.
+	fw *proto.FrameWriter
 }
 
 // dialConn connects, says hello, runs the key exchange if any and waits
@@ -76,10 +80,26 @@ func (c *Client) dialConn(ctx context.Context) (*conn, error) {
 		if cn.sess != nil {
 			cn.sess.Close()
 		}
+		cn.releaseBuffers()
 		return nil, err
 	}
 	_ = nc.SetDeadline(time.Time{})
 	return cn, nil
+}
+
+// releaseBuffers hands the connection's receive slots and write buffer
+// back to the pools that connections share. Called once its goroutines
+// have ended (or never started); the write buffer is released under wmu,
+// since a caller of kick may still hold the dead connection.
+func (cn *conn) releaseBuffers() {
+	cn.wmu.Lock()
+	if cn.fw != nil {
+		cn.fw.Release()
+	}
+	cn.wmu.Unlock()
+	if cn.rx != nil {
+		cn.rx.release()
+	}
 }
 
 func (cn *conn) handshake() error {
@@ -103,6 +123,7 @@ func (cn *conn) handshake() error {
 		return fmt.Errorf("client: encode hello: %w", err)
 	}
 	fw := proto.NewFrameWriter(cn.nc, o.maxFrame)
+	cn.fw = fw
 	cn.rx = newFrameReader(cn.nc, fw.MaxFrameSize(), cn.dead)
 	stream := rawConn{cn.rx, fw}
 	if err := stream.WriteFrame(helloBody); err != nil {

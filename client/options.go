@@ -39,7 +39,10 @@ const (
 )
 
 func defaultOptions() options {
-	var d net.Dialer
+	// No TCP keep-alive: the client's own Ping after keepAlive of silence
+	// finds a dead server, and the probes would cost four setsockopt
+	// calls per connection.
+	d := net.Dialer{KeepAlive: -1}
 	return options{
 		keySize:          kex.KeySize128,
 		reconnect:        true,

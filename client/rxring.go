@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"sync"
 	"sync/atomic"
 
 	"github.com/atedb/atedb/proto"
@@ -29,6 +30,30 @@ const (
 	// taken as a broken reader (as io.ErrNoProgress).
 	rxMaxEmptyReads = 100
 )
+
+// rxBufs holds slot buffers of the first size (rxSlotMin) between
+// connections: a connection whose goroutines have ended gives back the
+// slots that no chunk still references (frameReader.release), so a client
+// that dials often does not allocate and clear 64 KiB per connection.
+var rxBufs = sync.Pool{New: func() any { return new([rxSlotMin]byte) }}
+
+// newSlotBuf returns a slot buffer of n bytes, from rxBufs when n is the
+// pooled size.
+func newSlotBuf(n int) []byte {
+	if n == rxSlotMin {
+		return rxBufs.Get().(*[rxSlotMin]byte)[:]
+	}
+	return make([]byte, n)
+}
+
+// putSlotBuf gives s's buffer to rxBufs if it has the pooled size; s must
+// not be used afterwards.
+func putSlotBuf(s *rxSlot) {
+	if len(s.buf) == rxSlotMin && cap(s.buf) == rxSlotMin {
+		rxBufs.Put((*[rxSlotMin]byte)(s.buf))
+	}
+	s.buf = nil
+}
 
 // errReaderStopped is returned by a frameReader waiting for a slot when
 // its connection dies.
@@ -266,7 +291,7 @@ func (fr *frameReader) getSlot(need int) (*rxSlot, error) {
 		default:
 			if fr.slots < rxMaxSlots {
 				fr.slots++
-				s = &rxSlot{buf: make([]byte, max(fr.size, need)), free: fr.free}
+				s = &rxSlot{buf: newSlotBuf(max(fr.size, need)), free: fr.free}
 				s.refs.Store(1)
 				return s, nil
 			}
@@ -282,6 +307,35 @@ func (fr *frameReader) getSlot(need int) (*rxSlot, error) {
 			return s, nil
 		}
 		fr.slots-- // too small now, or a large frame's slot no longer needed
+	}
+}
+
+// release gives the buffers of the slots that nothing references any more
+// back to rxBufs: the current slot unless a chunk still holds it, and the
+// released ones. A slot still held by a chunk (one handed to a goroutine
+// that ended without releasing it) is left to the garbage collector, so a
+// buffer is pooled only when no chunk of this connection can alias it.
+// Called once nothing reads through fr any more (the connection's
+// goroutines have ended, or never started); fr must not be used
+// afterwards.
+func (fr *frameReader) release() {
+	if fr.last != nil {
+		fr.last.release()
+		fr.last = nil
+	}
+	if fr.cur != nil {
+		if fr.cur.refs.Add(-1) == 0 {
+			putSlotBuf(fr.cur)
+		}
+		fr.cur = nil
+	}
+	for {
+		select {
+		case s := <-fr.free:
+			putSlotBuf(s)
+		default:
+			return
+		}
 	}
 }
 

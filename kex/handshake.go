@@ -33,6 +33,13 @@ type ServerConfig struct {
 	// Rand supplies the seed of the per-connection ML-KEM key pair
 	// (crypto/rand when nil). Tests set it to get known answers.
 	Rand io.Reader
+	// QueueConfirmation makes ServerHandshake queue its key-confirmation
+	// frame on fc without flushing it, so that it leaves in one write
+	// with the caller's first frames (one write, and one wakeup of the
+	// client, fewer per connection). The client waits for it before it
+	// continues: the caller must flush fc promptly, even when it has
+	// nothing else to send.
+	QueueConfirmation bool
 
 	limits *limits // tests only: nil means defaultLimits
 }
@@ -83,7 +90,7 @@ func (e *HandshakeError) Unwrap() error { return e.Err }
 // Then it generates a fresh ML-KEM key pair for the connection, sends the
 // server hello (signed when cfg.Identity is set), reads the client finish,
 // derives the session keys, checks the client's key confirmation and sends
-// its own. fc is used by this goroutine only until it returns; set a
+// its own (or queues it: [ServerConfig].QueueConfirmation). fc is used by this goroutine only until it returns; set a
 // deadline on the underlying connection to bound it. On error the caller
 // must close the connection; the returned error is a [*HandshakeError].
 func ServerHandshake(fc proto.FrameConn, helloBody, helloAckBody []byte, size KeySize, cfg ServerConfig) (*Session, error) {
@@ -155,7 +162,7 @@ func ServerHandshake(fc proto.FrameConn, helloBody, helloAckBody []byte, size Ke
 		s.Close()
 		return fail("read client confirm", err)
 	}
-	if err := s.writeConfirm(fc, confirmServer); err != nil {
+	if err := s.writeConfirm(fc, confirmServer, !cfg.QueueConfirmation); err != nil {
 		s.Close()
 		return fail("write server confirm", err)
 	}
@@ -256,7 +263,7 @@ func ClientHandshake(fc proto.FrameConn, helloBody, helloAckBody []byte, size Ke
 		s.Close()
 		return fail("write client finish", err)
 	}
-	if err := s.writeConfirm(fc, confirmClient); err != nil {
+	if err := s.writeConfirm(fc, confirmClient, true); err != nil {
 		s.Close()
 		return fail("write client confirm", err)
 	}
@@ -289,8 +296,9 @@ func checkHellos(helloBody, helloAckBody []byte, size KeySize) (hello proto.Hell
 	return hello, ack, CheckNegotiated(KeySize(hello.KeySize), size)
 }
 
-// writeConfirm seals the one-byte key-confirmation frame and flushes.
-func (s *Session) writeConfirm(fc proto.FrameConn, kind byte) error {
+// writeConfirm seals the one-byte key-confirmation frame and, if flush is
+// set, flushes.
+func (s *Session) writeConfirm(fc proto.FrameConn, kind byte, flush bool) error {
 	var frame [confirmSize]byte
 	s.tx.mu.Lock()
 	_, err := s.tx.sealLocked(frame[:0], []byte{kind})
@@ -300,6 +308,9 @@ func (s *Session) writeConfirm(fc proto.FrameConn, kind byte) error {
 	}
 	if err := fc.WriteFrame(frame[:]); err != nil {
 		return err
+	}
+	if !flush {
+		return nil
 	}
 	return fc.Flush()
 }

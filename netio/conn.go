@@ -66,6 +66,15 @@ type conn struct {
 	// existingOnly: the client asked (proto.FeatureExistingOnly) that its
 	// channels open only chains that exist. Set by the handshake.
 	existingOnly bool
+	// peerClosed: the client ended the stream cleanly (io.EOF) and the
+	// connection was not stopped otherwise. Set by finish.
+	peerClosed bool
+	// stream is the plain frame stream under fc, and sess the session
+	// sealing it (nil without wire encryption): release hands the
+	// stream's buffers back to proto's pools and wipes the session's keys
+	// once nothing reads or writes any more.
+	stream *proto.Stream
+	sess   *kex.Session
 
 	// Owned by the reader goroutine.
 	channels  map[uint32]*channel
@@ -171,14 +180,13 @@ func (c *conn) serve() {
 			c.teardown()
 		}
 	}()
-	if tc, ok := c.nc.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
+	// No SetNoDelay: Go creates every TCPConn with TCP_NODELAY set.
 	ch0, err := c.handshake()
 	if err != nil {
 		c.log.Debug("handshake failed", "err", err)
 		c.nc.Close()
 		c.cancel()
+		c.release()
 		return
 	}
 	c.log.Debug("connected")
@@ -271,18 +279,28 @@ func (c *conn) handshake() (*chain.Key, error) {
 		return refuse(proto.CodeInternal, err.Error())
 	}
 	stream := proto.NewStream(c.nc, cfg.MaxFrameSize)
+	c.fc, c.stream = stream, stream
 	if err := stream.WriteFrame(ackBody); err != nil {
 		return nil, err
 	}
-	c.fc = stream
+	// The handshake's last frame (the hello-ack, or the key confirmation)
+	// is left queued when channel 0 is to be opened: it leaves with the
+	// Opened or Error that always answers that, in the writer's flush, one
+	// write per connection fewer (and one wakeup of a client waiting for
+	// both). With no channel 0 nothing else is coming: flush it now.
+	flushNow := key == nil
 	if size128 != kex.KeySizeNone {
-		sess, err := kex.ServerHandshake(stream, helloBody, ackBody, size128, kex.ServerConfig{Identity: cfg.Identity})
+		sess, err := kex.ServerHandshake(stream, helloBody, ackBody, size128,
+			kex.ServerConfig{Identity: cfg.Identity, QueueConfirmation: !flushNow})
 		if err != nil {
 			return nil, fmt.Errorf("key exchange: %w", err)
 		}
-		c.fc = sess.Conn(stream)
-	} else if err := stream.Flush(); err != nil {
-		return nil, err
+		c.sess, c.fc = sess, sess.Conn(stream)
+	}
+	if flushNow {
+		if err := c.fc.Flush(); err != nil {
+			return nil, err
+		}
 	}
 	_ = c.nc.SetDeadline(time.Time{})
 	c.log = c.log.With("encryption", size128.String())
@@ -376,6 +394,9 @@ func (c *conn) finish(err error) {
 		c.log.Debug("connection ended", "err", err)
 	default:
 		c.log.Debug("connection closed by the client")
+		// The reader saw io.EOF (the other nil returns of readLoop come
+		// with a stop, a kill or a cancelled context).
+		c.peerClosed = c.ctx.Err() == nil
 	}
 	c.teardown()
 }
@@ -397,10 +418,29 @@ func (c *conn) teardown() {
 		delete(c.channels, id)
 	}
 	c.cancel()
-	if c.killed.Load() || c.writeErr.Load() != nil {
+	if c.killed.Load() || c.writeErr.Load() != nil || c.peerClosed {
+		// After the client's clean end (io.EOF) no unread input is left
+		// to turn the close into a reset that could lose our last
+		// frames: nothing to linger for.
 		c.nc.Close()
 	} else {
 		lingerClose(c.nc)
+	}
+	c.release()
+}
+
+// release wipes the session's keys and gives the frame stream's buffers
+// back to proto's pools. Called by the connection's goroutine once
+// nothing can read or write through the stream: the writer and the
+// subscriptions have ended, the appends have been answered (the chain
+// copied their events), and the reader is the caller. Safe to call more
+// than once.
+func (c *conn) release() {
+	if c.sess != nil {
+		c.sess.Close()
+	}
+	if c.stream != nil {
+		c.stream.Release()
 	}
 }
 

@@ -1,6 +1,7 @@
 package netio
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -20,12 +21,19 @@ import (
 // that -l restricts exactly as written. host must be an IP address (no
 // name resolution); an IPv6 zone ("fe80::1%eth0") is allowed. Port 0 picks
 // a free port.
+//
+// Accepted connections have no TCP keep-alive: the server's own idle
+// timeout (a Ping after Config.IdleTimeout/2 of silence, the close after
+// IdleTimeout) finds a dead peer sooner than Go's default probes would
+// (15 s idle, then 9 probes 15 s apart), and saves the four setsockopt
+// calls that turn them on for every connection.
 func Listen(host string, port int) (net.Listener, error) {
 	network, addr, err := ListenAddr(host, port)
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen(network, addr)
+	lc := net.ListenConfig{KeepAlive: -1}
+	l, err := lc.Listen(context.Background(), network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("netio: listen on %s (%s): %w", addr, network, err)
 	}

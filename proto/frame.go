@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 )
 
 // Frame layout: part of the wire format; never change.
@@ -26,6 +27,9 @@ const (
 const (
 	// readChunk is the initial read buffer size and the granularity of reads.
 	readChunk = 64 << 10
+	// writeChunk is the capacity of a FrameWriter's first buffer; it grows
+	// by append beyond that as frames need.
+	writeChunk = 8 << 10
 	// writeFlushAt is the buffered size above which WriteFrame flushes what
 	// is already buffered before adding a frame, bounding writer memory.
 	writeFlushAt = 256 << 10
@@ -44,6 +48,26 @@ var (
 )
 
 type unexpectedEOF struct{}
+
+// Buffers of the initial sizes are shared by every FrameReader and
+// FrameWriter through these pools: a reader or writer takes one when it
+// first needs it, and Release hands it back, so a server accepting many
+// short connections neither allocates nor clears 64 KiB per connection.
+// Grown buffers are left to the garbage collector (not pooled), so the
+// pools hold small buffers only. Pooled buffers are not wiped, as freed
+// memory is not.
+var (
+	readBufs  = sync.Pool{New: func() any { return new([readChunk]byte) }}
+	writeBufs = sync.Pool{New: func() any { return new([writeChunk]byte) }}
+)
+
+// putReadBuf returns b to readBufs if it is a pooled size; b must not be
+// used afterwards.
+func putReadBuf(b []byte) {
+	if cap(b) == readChunk {
+		readBufs.Put((*[readChunk]byte)(b[:readChunk]))
+	}
+}
 
 func (unexpectedEOF) Error() string        { return "proto: stream ended inside a frame" }
 func (unexpectedEOF) Is(target error) bool { return target == io.ErrUnexpectedEOF }
@@ -117,7 +141,9 @@ type FrameConn interface {
 // FrameReader reads length-prefixed frames from an io.Reader through an
 // internal buffer that it reuses, so steady-state reads do not allocate.
 // The buffer starts at 64 KiB (or max+4 if smaller), doubles as the data of
-// a larger frame arrives, up to max+4 bytes, and never shrinks.
+// a larger frame arrives, up to max+4 bytes, and never shrinks. The 64 KiB
+// buffers come from a pool shared by every FrameReader: call
+// [FrameReader.Release] when done with a reader to give its buffer back.
 //
 // A FrameReader is not safe for concurrent use.
 type FrameReader struct {
@@ -141,6 +167,17 @@ func (fr *FrameReader) Reset(r io.Reader) {
 	fr.rd = r
 	fr.r, fr.w, fr.off = 0, 0, 0
 	fr.pending = nil
+}
+
+// Release discards buffered data (as Reset does) and gives fr's buffer
+// back to the pool shared by every FrameReader, for another reader to
+// reuse. Call it when done with fr, once no body it returned is in use:
+// from then on another reader may overwrite them. fr stays usable (its
+// next read takes a buffer again), and a second Release does nothing.
+func (fr *FrameReader) Release() {
+	fr.Reset(fr.rd)
+	putReadBuf(fr.buf)
+	fr.buf = nil
 }
 
 // MaxFrameSize returns the body size limit.
@@ -233,8 +270,15 @@ func (fr *FrameReader) makeRoom(need int) {
 	}
 	size := max(2*len(fr.buf), readChunk)
 	size = min(size, fr.max+FrameHeaderSize) // need <= max+FrameHeaderSize
+	if size == readChunk && len(fr.buf) == 0 {
+		fr.buf = readBufs.Get().(*[readChunk]byte)[:]
+		return
+	}
 	nb := make([]byte, size)
 	copy(nb, fr.buf[:fr.w])
+	// The old buffer held nothing but what was just copied: no body
+	// returned earlier is valid any more (the contract of ReadFrame).
+	putReadBuf(fr.buf)
 	fr.buf = nb
 }
 
@@ -255,6 +299,8 @@ func (fr *FrameReader) readErr(err error, op string) error {
 //
 // Errors are sticky, as in bufio.Writer: after a failed Write nothing more is
 // accepted and every later WriteFrame and Flush returns the first error.
+// Its first buffer (8 KiB) comes from a pool shared by every FrameWriter:
+// call [FrameWriter.Release] when done with a writer to give it back.
 // A FrameWriter is not safe for concurrent use.
 type FrameWriter struct {
 	wr  io.Writer
@@ -279,6 +325,22 @@ func (fw *FrameWriter) Reset(w io.Writer) {
 	fw.err = nil
 }
 
+// Release discards buffered frames and gives fw's buffer back to the pool
+// shared by every FrameWriter (unless it grew past its initial size), for
+// another writer to reuse. Call it when done with fw. fw stays usable,
+// keeping its sticky error; a second Release does nothing.
+func (fw *FrameWriter) Release() {
+	if cap(fw.buf) == writeChunk {
+		writeBufs.Put((*[writeChunk]byte)(fw.buf[:writeChunk]))
+	}
+	fw.buf = nil
+}
+
+// grow gives fw its first buffer, from the pool.
+func (fw *FrameWriter) grow() {
+	fw.buf = writeBufs.Get().(*[writeChunk]byte)[:0]
+}
+
 // MaxFrameSize returns the body size limit.
 func (fw *FrameWriter) MaxFrameSize() int { return fw.max }
 
@@ -300,6 +362,9 @@ func (fw *FrameWriter) WriteFrame(body []byte) error {
 			return err
 		}
 	}
+	if fw.buf == nil {
+		fw.grow()
+	}
 	fw.buf = AppendFrame(fw.buf, body)
 	return nil
 }
@@ -310,6 +375,9 @@ func (fw *FrameWriter) WriteFrame(body []byte) error {
 // pass the result to [FrameWriter.EndFrame] before any other call on fw.
 // The returned slice must not be retained after EndFrame.
 func (fw *FrameWriter) BeginFrame() []byte {
+	if fw.buf == nil {
+		fw.grow()
+	}
 	return append(fw.buf, 0, 0, 0, 0)
 }
 
@@ -396,6 +464,15 @@ func NewStream(rw io.ReadWriter, maxFrame int) *Stream {
 func (s *Stream) Reset(rw io.ReadWriter) {
 	s.FrameReader.Reset(rw)
 	s.FrameWriter.Reset(rw)
+}
+
+// Release gives both of s's buffers back to their pools (see
+// [FrameReader.Release] and [FrameWriter.Release]): call it when done with
+// s, once nothing reads or writes through it any more and no body it
+// returned is in use. Unflushed frames are discarded.
+func (s *Stream) Release() {
+	s.FrameReader.Release()
+	s.FrameWriter.Release()
 }
 
 // MaxFrameSize returns the body size limit shared by both directions.
