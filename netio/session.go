@@ -465,8 +465,9 @@ func (c *conn) append(m *proto.Append) {
 // hand-offs. With more requests buffered it must not: they would wait for
 // the fdatasync, and the log's writer groups them better.
 func (c *conn) readDrained() bool {
-	s, ok := c.fc.(*proto.Stream)
-	return ok && s.FrameReader.Buffered() == 0
+	// c.stream is under the session on sealed connections too: its
+	// buffer holds the sealed frames not yet read.
+	return c.stream != nil && c.stream.FrameReader.Buffered() == 0
 }
 
 func (c *conn) lock(t proto.MsgType, body []byte) error {

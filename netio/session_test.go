@@ -417,11 +417,17 @@ func TestExistingOnly(t *testing.T) {
 // reader itself, or by the writer when a subscription frame holds the
 // socket. Every reply must arrive, in order, between the Events frames.
 func TestInlineAppendBesideSubscription(t *testing.T) {
+	for _, size := range []kex.KeySize{kex.KeySizeNone, kex.KeySize128} {
+		t.Run(size.String(), func(t *testing.T) { testInlineAppendBesideSubscription(t, size) })
+	}
+}
+
+func testInlineAppendBesideSubscription(t *testing.T, size kex.KeySize) {
 	ts := startServer(t, Config{}, chain.Config{}, storeOpts{Real: true})
-	c := dial(t, ts.addrs["v4"], "mix", kex.KeySizeNone)
+	c := dial(t, ts.addrs["v4"], "mix", size)
 	expect[*proto.Opened](c)
 	c.send(&proto.Subscribe{Channel: 0, Live: true})
-	feeder := dial(t, ts.addrs["v4"], "mix", kex.KeySizeNone)
+	feeder := dial(t, ts.addrs["v4"], "mix", size)
 	expect[*proto.Opened](feeder)
 	stop := make(chan struct{})
 	fed := make(chan int)
