@@ -146,3 +146,54 @@ func TestEndFrameAfterClose(t *testing.T) {
 type limitedFC struct{ plainFC }
 
 func (l limitedFC) MaxFrameSize() int { return l.fc.(*proto.Stream).MaxFrameSize() }
+
+// TestOpenFrameTo opens frames out of place, interleaved with OpenFrame:
+// the plaintext is appended to dst, the sealed body is left as it was,
+// and both take the next counter. A tampered frame returns no plaintext,
+// leaves nothing of it in dst's spare capacity, and kills the session.
+func TestOpenFrameTo(t *testing.T) {
+	r := mustHandshake(t, hsOpts{size: KeySize128})
+	msgs := []string{"first", "", "third frame", "fourth", "fifth"}
+	sealed := sealFrames(t, r.cli, msgs...)
+	rd := r.srv.Conn(&recordConn{})
+	dst := make([]byte, 0, 64)
+	for i, m := range msgs[:4] {
+		var got []byte
+		var err error
+		if i%2 == 0 {
+			orig := bytes.Clone(sealed[i])
+			got, err = rd.OpenFrameTo(append(dst[:0], "prefix:"...), sealed[i])
+			if err == nil && !bytes.Equal(sealed[i], orig) {
+				t.Fatalf("frame %d: OpenFrameTo changed the sealed body", i)
+			}
+			m = "prefix:" + m
+		} else {
+			got, err = rd.OpenFrame(sealed[i])
+		}
+		if err != nil || string(got) != m {
+			t.Fatalf("frame %d: got %q, %v; want %q", i, got, err, m)
+		}
+	}
+	tampered := bytes.Clone(sealed[4])
+	tampered[0] ^= 1
+	dst = dst[:0]
+	for i := range dst[:cap(dst)] {
+		dst[:cap(dst)][i] = 0xAA
+	}
+	got, err := rd.OpenFrameTo(dst, tampered)
+	var oe *OpenError
+	if got != nil || !errors.As(err, &oe) {
+		t.Fatalf("tampered frame: got %q, %v; want no plaintext and an OpenError", got, err)
+	}
+	for i, b := range dst[:len(msgs[4])] {
+		if b != 0 && b != 0xAA {
+			t.Fatalf("tampered frame: byte %d of dst's spare capacity is %#x: unauthenticated plaintext left behind", i, b)
+		}
+	}
+	if _, err := rd.OpenFrameTo(nil, sealed[4]); !errors.As(err, &oe) {
+		t.Fatalf("OpenFrameTo after a failure = %v, want the sticky OpenError", err)
+	}
+	if err := r.srv.Conn(&recordConn{}).WriteFrame([]byte("x")); !errors.As(err, &oe) {
+		t.Fatalf("WriteFrame after a failed open = %v, want the OpenError (session dead both ways)", err)
+	}
+}

@@ -156,6 +156,14 @@ func (d *direction) sealLocked(dst, plaintext []byte) ([]byte, error) {
 // openLocked opens body in place and returns the plaintext (aliasing body).
 // Any failure kills the direction.
 func (d *direction) openLocked(body []byte) ([]byte, error) {
+	return d.openToLocked(body[:0], body)
+}
+
+// openToLocked opens body and appends the plaintext to dst, which is
+// either body[:0] (in place) or has spare capacity that does not overlap
+// body. Any failure kills the direction (and crypto/cipher wipes what it
+// wrote into dst).
+func (d *direction) openToLocked(dst, body []byte) ([]byte, error) {
 	if err := d.readyLocked(); err != nil {
 		return nil, err
 	}
@@ -163,12 +171,12 @@ func (d *direction) openLocked(body []byte) ([]byte, error) {
 		d.failLocked(&OpenError{Direction: d.name, Counter: d.counter, Size: len(body)})
 		return nil, d.err
 	}
-	pt, err := d.aead.Open(body[:0], d.nonceLocked(), body, nil)
+	pt, err := d.aead.Open(dst, d.nonceLocked(), body, nil)
 	if err != nil {
 		d.failLocked(&OpenError{Direction: d.name, Counter: d.counter, Size: len(body)})
 		return nil, d.err
 	}
-	return pt, d.advanceLocked(len(pt))
+	return pt, d.advanceLocked(len(body) - TagSize)
 }
 
 // advanceLocked counts one frame of n plaintext bytes and ratchets the key
@@ -369,9 +377,22 @@ func (c *Conn) ReadFrame() ([]byte, error) {
 // OpenFrame, ReadFrame and WriteFrame return the same [*OpenError] (or
 // [ErrExhausted], [ErrClosed]), and the caller must close the connection.
 func (c *Conn) OpenFrame(sealed []byte) ([]byte, error) {
+	return c.OpenFrameTo(sealed[:0], sealed)
+}
+
+// OpenFrameTo is [Conn.OpenFrame] decrypting out of place: it appends the
+// plaintext of sealed to dst and returns the extended slice, leaving
+// sealed unchanged, so that a receiver can decrypt a frame straight into
+// the buffer that will keep it instead of decrypting in place and copying.
+// dst is either sealed[:0] (in place, as OpenFrame) or a slice whose spare
+// capacity does not overlap sealed (else it panics, as crypto/cipher does).
+// It allocates only when dst lacks the capacity. Order, counters and
+// failures are those of OpenFrame; on failure the plaintext is never
+// returned and what was written into dst's spare capacity is wiped.
+func (c *Conn) OpenFrameTo(dst, sealed []byte) ([]byte, error) {
 	d := &c.s.rx
 	d.mu.Lock()
-	pt, err := d.openLocked(sealed)
+	pt, err := d.openToLocked(dst, sealed)
 	d.mu.Unlock()
 	if err != nil {
 		c.s.kill(err)
