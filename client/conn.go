@@ -240,6 +240,10 @@ const (
 	// so a small reply (Confirmed, LockResult, Pong) takes no extra
 	// goroutine hop.
 	rxInlineMax = 16 << 10
+	// rxOpenAsideMin: a sealed frame of at least this size is decrypted
+	// out of place (dispatcher.openAside), so that a subscription can keep
+	// its events without copying them.
+	rxOpenAsideMin = 16 << 10
 )
 
 // start launches the writer goroutine and the receive path. With wire
@@ -450,11 +454,20 @@ func (cn *conn) handleChunk(d *dispatcher, ch *rxChunk) error {
 		body, b = nextFrame(b)
 		if cn.sc != nil {
 			var err error
-			if body, err = cn.sc.OpenFrame(body); err != nil {
+			if len(body) >= rxOpenAsideMin {
+				body, err = d.openAside(cn.sc, body)
+			} else {
+				body, err = cn.sc.OpenFrame(body)
+			}
+			if err != nil {
 				return fmt.Errorf("%w: read: %w", ErrConnectionLost, err)
 			}
 		}
-		if err := d.dispatch(body); err != nil {
+		err := d.dispatch(body)
+		if d.aside {
+			d.endAside()
+		}
+		if err != nil {
 			cn.c.o.log.Warn("atedb client: dropping connection", "addr", cn.c.target.Addr, "err", err)
 			return err
 		}

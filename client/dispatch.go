@@ -3,6 +3,7 @@ package client
 import (
 	"fmt"
 
+	"github.com/atedb/atedb/kex"
 	"github.com/atedb/atedb/proto"
 )
 
@@ -25,10 +26,45 @@ type dispatcher struct {
 	confirmed proto.Confirmed
 	commitErr proto.CommitError
 	lockRes   proto.LockResult
+
+	// With wire encryption, a large frame is decrypted out of place into
+	// open (see openAside), and a subscription may take that buffer as its
+	// block instead of copying the events out of it; aside is set while
+	// the frame being dispatched lies there.
+	open  []byte
+	aside bool
 }
 
 func decodeErr(t proto.MsgType, err error) error {
 	return &ProtocolError{Msg: t.String(), Reason: "undecodable", Err: err}
+}
+
+// openAside decrypts sealed, a frame of at least rxOpenAsideMin bytes,
+// into d.open rather than in place, and returns the plaintext: an Events
+// frame's events are then already in a buffer that its subscription can
+// take over, and are not copied once more. Decrypting out of place costs
+// what decrypting in place does.
+func (d *dispatcher) openAside(sc *kex.Conn, sealed []byte) ([]byte, error) {
+	if n := len(sealed) - kex.TagSize; cap(d.open) < n {
+		const page = 4 << 10
+		d.open = make([]byte, 0, (n+page-1)/page*page)
+	}
+	pt, err := sc.OpenFrameTo(d.open[:0], sealed)
+	if err != nil {
+		return nil, err
+	}
+	d.aside = true
+	return pt, nil
+}
+
+// endAside ends the dispatch of a frame opened by openAside: the buffer,
+// unless a subscription took it (and left a recycled one or nil), stays
+// for the next frame, up to rxSlotMax bytes.
+func (d *dispatcher) endAside() {
+	d.aside = false
+	if cap(d.open) > rxSlotMax {
+		d.open = nil
+	}
 }
 
 // dispatch handles one frame body. A returned error ends the connection.
@@ -108,7 +144,11 @@ func (d *dispatcher) dispatch(body []byte) error {
 		}
 	case proto.TypeEvents:
 		if s := c.subLocked(d.events.Channel); s != nil {
-			s.onEvents(&d.events)
+			var own *[]byte
+			if d.aside {
+				own = &d.open
+			}
+			s.onEvents(&d.events, own)
 		}
 	case proto.TypeEndHistory:
 		if s := c.subLocked(d.end.Channel); s != nil {

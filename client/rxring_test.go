@@ -626,3 +626,70 @@ func TestEncryptedReceivePaths(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFrameReaderMovesLittle reads, from a socket that always has more
+// (a client behind a fast server), streams of large frames of equal or
+// nearly equal sizes, as history replay sends: the slots must end at frame
+// boundaries, so that almost nothing is moved from one slot to the next
+// (filling every slot to its end moved about a quarter of the bytes of
+// 256 KiB frames), and every frame comes out intact.
+func TestFrameReaderMovesLittle(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		size, jitter int
+		hold         int
+	}{
+		{"equal/256KiB", 266226, 0, 0},
+		{"equal/256KiB/hold-1", 266226, 0, 1},
+		{"jitter/256KiB", 266226, 2000, 1},
+		{"equal/100KiB", 100 << 10, 0, 2},
+		{"jitter/20KiB", 20 << 10, 1000, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(3, uint64(tc.size)))
+			var bodies [][]byte
+			var stream []byte
+			for i := range 200 {
+				b := make([]byte, tc.size+rng.IntN(tc.jitter+1))
+				for j := range b {
+					b[j] = byte(i*13 + j)
+				}
+				bodies = append(bodies, b)
+				stream = proto.AppendFrame(stream, b)
+			}
+			fr := newFrameReader(bytes.NewReader(stream), 4<<20, nil)
+			var held []rxChunk
+			i := 0
+			for {
+				if len(held) > tc.hold {
+					held[0].release()
+					held = held[1:]
+				}
+				ch, err := fr.readChunk()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("frame %d: %v", i, err)
+				}
+				for b := ch.b; len(b) > 0; i++ {
+					var body []byte
+					body, b = nextFrame(b)
+					if i >= len(bodies) || !bytes.Equal(body, bodies[i]) {
+						t.Fatalf("frame %d differs from the one sent", i)
+					}
+				}
+				held = append(held, ch)
+			}
+			if i != len(bodies) {
+				t.Fatalf("read %d frames, want %d", i, len(bodies))
+			}
+			// The first frames, before the reader knows their size, may
+			// be moved; then only the jitter's drift.
+			if limit := int64(len(stream)) / 50; fr.moved > limit {
+				t.Fatalf("moved %d bytes between slots for a %d-byte stream, want at most %d (2%%)", fr.moved, len(stream), limit)
+			}
+			t.Logf("moved %d bytes of %d (%.2f%%)", fr.moved, len(stream), 100*float64(fr.moved)/float64(len(stream)))
+		})
+	}
+}

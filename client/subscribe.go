@@ -138,10 +138,11 @@ type Subscription struct {
 }
 
 // subChunk is a run of consecutive items of one Events frame, copied out
-// of the connection's read buffer in one block, or the end-of-history
-// marker.
+// of the connection's read buffer in one block (or decrypted straight into
+// one, which the subscription took over), or the end-of-history marker.
 type subChunk struct {
 	items  []byte // packed Events items (proto.Events.Items)
+	block  []byte // the block items lie in, recycled with ReuseBuffers
 	n      int    // number of items
 	marker bool   // end of history
 }
@@ -308,15 +309,37 @@ func (s *Subscription) endLocked() {
 	s.wake()
 }
 
-// pushLocked buffers n items (packed in items, which alias the read
-// buffer and are copied here) as one chunk.
-func (s *Subscription) pushLocked(items []byte, n int) {
+// pushLocked buffers n items as one chunk. The items alias the read
+// buffer and are copied here, unless own is not nil: then they lie in
+// *own, a buffer the subscription takes as it is (no copy), leaving in
+// *own a recycled block for the next frame (or nil).
+func (s *Subscription) pushLocked(items []byte, n int, own *[]byte) {
 	if n == 0 {
 		return
 	}
-	s.buf = append(s.buf, subChunk{items: s.blockLocked(items), n: n})
+	var block []byte
+	if own != nil {
+		block, *own = *own, s.spareLocked()
+	} else {
+		items = s.blockLocked(items)
+		block = items
+	}
+	s.buf = append(s.buf, subChunk{items: items, block: block, n: n})
 	s.bufBytes += len(items) + subChunkOverhead
 	s.bufEvents += n
+}
+
+// spareLocked hands out the most recently recycled block, emptied, or nil
+// (without ReuseBuffers there is none).
+func (s *Subscription) spareLocked() []byte {
+	if len(s.free) == 0 {
+		return nil
+	}
+	b := s.free[len(s.free)-1]
+	s.free[len(s.free)-1] = nil
+	s.free = s.free[:len(s.free)-1]
+	s.freeBytes -= cap(b)
+	return b[:0]
 }
 
 // blockLocked returns a copy of items: in a recycled block with
@@ -399,9 +422,10 @@ func (s *Subscription) onStart(m *proto.StartOfHistory) {
 // onEvents buffers the items of an Events message: it decides which
 // items to keep by their offsets (dropping what a resumed replay repeats,
 // ending a history-only subscription at its head, pausing when the buffer
-// is full) and copies the kept run in one block. Events are decoded by
-// Next, in the consumer's goroutine.
-func (s *Subscription) onEvents(m *proto.Events) {
+// is full) and copies the kept run in one block, or, when own is not nil,
+// takes over *own, the buffer m was decrypted into, as that block (see
+// pushLocked). Events are decoded by Next, in the consumer's goroutine.
+func (s *Subscription) onEvents(m *proto.Events, own *[]byte) {
 	if s.state != subRunning {
 		return // pausing: the rest is fetched again on resume
 	}
@@ -420,7 +444,7 @@ func (s *Subscription) onEvents(m *proto.Events) {
 			continue
 		}
 		if !s.opts.Live && item.Offset >= s.head {
-			s.pushLocked(items[start:end], n)
+			s.pushLocked(items[start:end], n, own)
 			s.endLocked()
 			return
 		}
@@ -428,7 +452,7 @@ func (s *Subscription) onEvents(m *proto.Events) {
 		n++
 		s.next, s.haveNext = item.Offset+1, true
 		if !s.opts.Live && s.next >= s.head {
-			s.pushLocked(items[start:end], n)
+			s.pushLocked(items[start:end], n, own)
 			s.endLocked()
 			return
 		}
@@ -438,7 +462,7 @@ func (s *Subscription) onEvents(m *proto.Events) {
 			break // the rest is fetched again on resume
 		}
 	}
-	s.pushLocked(items[start:end], n)
+	s.pushLocked(items[start:end], n, own)
 	s.wake()
 }
 
@@ -633,7 +657,7 @@ func (s *Subscription) take() (err error, done bool) {
 				continue
 			}
 			s.rd = subReader{it: (&proto.Events{Items: ch.items}).Iter(), left: ch.n}
-			s.reading = ch.items
+			s.reading = ch.block
 			s.left.Store(int64(ch.n))
 			return nil, false
 		}

@@ -24,12 +24,12 @@ func TestZeroAllocSteadyState(t *testing.T) {
 		t.Skip("allocation counts are not meaningful under -race")
 	}
 	for _, size := range allSizes {
-		for _, path := range []string{"in-place", "fallback", "open-frame"} {
+		for _, path := range []string{"in-place", "fallback", "open-frame", "begin-end", "begin-end-fallback"} {
 			t.Run(fmt.Sprintf("size=%v/path=%s", size, path), func(t *testing.T) {
 				r := mustHandshake(t, hsOpts{size: size})
 				var wire bytes.Buffer
 				var wfc, rfc proto.FrameConn = proto.NewStream(&wire, 0), proto.NewStream(&wire, 0)
-				if path == "fallback" {
+				if path == "fallback" || path == "begin-end-fallback" {
 					wfc, rfc = plainFC{wfc}, plainFC{rfc}
 				}
 				w, rd := r.cli.Conn(wfc), r.srv.Conn(rfc)
@@ -45,8 +45,13 @@ func TestZeroAllocSteadyState(t *testing.T) {
 					}
 				}
 				msg := bytes.Repeat([]byte("x"), 4096)
+				write := w.WriteFrame
+				if path == "begin-end" || path == "begin-end-fallback" {
+					// The body built in the Conn's buffer, sealed in place.
+					write = func(b []byte) error { return w.EndFrame(append(w.BeginFrame(), b...)) }
+				}
 				step := func() {
-					if err := w.WriteFrame(msg); err != nil {
+					if err := write(msg); err != nil {
 						t.Fatalf("WriteFrame: %v", err)
 					}
 					if err := w.Flush(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/atedb/atedb/proto"
@@ -155,6 +156,14 @@ func (d *direction) sealLocked(dst, plaintext []byte) ([]byte, error) {
 // openLocked opens body in place and returns the plaintext (aliasing body).
 // Any failure kills the direction.
 func (d *direction) openLocked(body []byte) ([]byte, error) {
+	return d.openToLocked(body[:0], body)
+}
+
+// openToLocked opens body and appends the plaintext to dst, which is
+// either body[:0] (in place) or has spare capacity that does not overlap
+// body. Any failure kills the direction (and crypto/cipher wipes what it
+// wrote into dst).
+func (d *direction) openToLocked(dst, body []byte) ([]byte, error) {
 	if err := d.readyLocked(); err != nil {
 		return nil, err
 	}
@@ -162,12 +171,12 @@ func (d *direction) openLocked(body []byte) ([]byte, error) {
 		d.failLocked(&OpenError{Direction: d.name, Counter: d.counter, Size: len(body)})
 		return nil, d.err
 	}
-	pt, err := d.aead.Open(body[:0], d.nonceLocked(), body, nil)
+	pt, err := d.aead.Open(dst, d.nonceLocked(), body, nil)
 	if err != nil {
 		d.failLocked(&OpenError{Direction: d.name, Counter: d.counter, Size: len(body)})
 		return nil, d.err
 	}
-	return pt, d.advanceLocked(len(pt))
+	return pt, d.advanceLocked(len(body) - TagSize)
 }
 
 // advanceLocked counts one frame of n plaintext bytes and ratchets the key
@@ -304,8 +313,10 @@ type frameBuilder interface {
 }
 
 // Conn is a sealed [proto.FrameConn]: WriteFrame seals a body (AES-GCM,
-// counter nonce) into the underlying FrameConn's buffer, ReadFrame opens the
-// next frame in place. In steady state neither allocates.
+// counter nonce) into the underlying FrameConn's buffer, BeginFrame and
+// EndFrame seal a body built in that buffer where it lies (no copy),
+// ReadFrame opens the next frame in place. In steady state none of them
+// allocates.
 //
 // As for every FrameConn, one goroutine may read while another writes;
 // ReadFrame, and WriteFrame/Flush, must not be called concurrently with
@@ -315,11 +326,12 @@ type frameBuilder interface {
 // underlying FrameConn are returned unchanged (io.EOF stays io.EOF); a read
 // error leaves the session usable, a write error makes writing sticky-fail.
 type Conn struct {
-	s    *Session
-	fc   proto.FrameConn
-	fb   frameBuilder // fc, when it can build frames in place
-	max  int          // largest body fc accepts, 0 when unknown
-	wbuf []byte       // seal buffer when fc cannot build in place
+	s     *Session
+	fc    proto.FrameConn
+	fb    frameBuilder // fc, when it can build frames in place
+	max   int          // largest body fc accepts, 0 when unknown
+	wbuf  []byte       // seal buffer when fc cannot build in place
+	begin int          // BeginFrame: where the body starts in the buffer it returned
 }
 
 // MaxFrameSize returns the largest plaintext body WriteFrame accepts: the
@@ -365,9 +377,22 @@ func (c *Conn) ReadFrame() ([]byte, error) {
 // OpenFrame, ReadFrame and WriteFrame return the same [*OpenError] (or
 // [ErrExhausted], [ErrClosed]), and the caller must close the connection.
 func (c *Conn) OpenFrame(sealed []byte) ([]byte, error) {
+	return c.OpenFrameTo(sealed[:0], sealed)
+}
+
+// OpenFrameTo is [Conn.OpenFrame] decrypting out of place: it appends the
+// plaintext of sealed to dst and returns the extended slice, leaving
+// sealed unchanged, so that a receiver can decrypt a frame straight into
+// the buffer that will keep it instead of decrypting in place and copying.
+// dst is either sealed[:0] (in place, as OpenFrame) or a slice whose spare
+// capacity does not overlap sealed (else it panics, as crypto/cipher does).
+// It allocates only when dst lacks the capacity. Order, counters and
+// failures are those of OpenFrame; on failure the plaintext is never
+// returned and what was written into dst's spare capacity is wiped.
+func (c *Conn) OpenFrameTo(dst, sealed []byte) ([]byte, error) {
 	d := &c.s.rx
 	d.mu.Lock()
-	pt, err := d.openLocked(sealed)
+	pt, err := d.openToLocked(dst, sealed)
 	d.mu.Unlock()
 	if err != nil {
 		c.s.kill(err)
@@ -404,6 +429,66 @@ func (c *Conn) WriteFrame(body []byte) error {
 		err = c.fb.EndFrame(buf)
 	} else {
 		err = c.fc.WriteFrame(buf)
+	}
+	if err != nil {
+		// The counter is spent and the frame may be lost: the stream
+		// cannot continue.
+		d.fail(err)
+	}
+	return err
+}
+
+// BeginFrame starts a frame whose body the caller builds in place, so that
+// it is sealed where it lies instead of being copied: it returns a buffer
+// (the underlying FrameConn's own, when that can build frames in place) to
+// which the caller appends the plaintext body, then passes the result to
+// [Conn.EndFrame] before any other write call on c. The buffer must not be
+// retained after EndFrame. Like WriteFrame, it must not be called
+// concurrently with WriteFrame, Flush or itself.
+func (c *Conn) BeginFrame() []byte {
+	if c.fb != nil {
+		buf := c.fb.BeginFrame()
+		c.begin = len(buf)
+		return buf
+	}
+	c.begin = 0
+	return c.wbuf[:0]
+}
+
+// EndFrame seals in place the body appended to [Conn.BeginFrame]'s result
+// and queues it as the next frame, as WriteFrame would. A body longer than
+// [Conn.MaxFrameSize] returns a [*proto.FrameTooLargeError], drops the
+// frame and consumes nothing; any other error is sticky. EndFrame panics if
+// buf is shorter than what BeginFrame returned (a programming error).
+func (c *Conn) EndFrame(buf []byte) error {
+	if len(buf) < c.begin {
+		panic("kex: EndFrame called with a buffer not returned by BeginFrame")
+	}
+	body := buf[c.begin:]
+	if c.max > 0 && len(body) > c.max-Overhead {
+		return &proto.FrameTooLargeError{Size: int64(len(body)), Max: max(c.max-Overhead, 0), Offset: -1}
+	}
+	if cap(buf)-len(buf) < TagSize {
+		// Grow with append's spare capacity, so that Seal does not make
+		// an exact-size copy of the whole buffer (frames queued before
+		// this one included) at every frame.
+		buf = slices.Grow(buf, TagSize)
+		body = buf[c.begin:]
+	}
+	d := &c.s.tx
+	d.mu.Lock()
+	// buf[:c.begin] ends exactly where body starts: Seal writes the
+	// ciphertext over the plaintext and appends the tag.
+	sealed, err := d.sealLocked(buf[:c.begin], body)
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if c.fb != nil {
+		err = c.fb.EndFrame(sealed)
+	} else {
+		c.wbuf = sealed[:0]
+		err = c.fc.WriteFrame(sealed)
 	}
 	if err != nil {
 		// The counter is spent and the frame may be lost: the stream

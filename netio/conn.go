@@ -107,7 +107,7 @@ type conn struct {
 	wmu       sync.Mutex
 	spareOut  []byte
 	spareEnds []int
-	scratch   []byte    // Events built for sealing
+	scratch   []byte    // Events built for a FrameConn that cannot build in place
 	writeDL   time.Time // the socket's write deadline
 
 	inflight sync.WaitGroup // appends handed to chains, not yet answered
@@ -124,11 +124,17 @@ type frame struct {
 	channel uint32
 }
 
-// frameBuilder is implemented by proto.Stream: frames built in place.
+// frameBuilder is implemented by proto.Stream and kex.Conn: frames built
+// in place (and, by kex.Conn, sealed where they were built).
 type frameBuilder interface {
 	BeginFrame() []byte
 	EndFrame(buf []byte) error
 }
+
+var (
+	_ frameBuilder = (*proto.Stream)(nil)
+	_ frameBuilder = (*kex.Conn)(nil)
+)
 
 func appendEvents(dst []byte, ch uint32, recs []chain.Record) []byte {
 	dst = proto.AppendEventsHeader(dst, ch)
@@ -667,8 +673,9 @@ func (c *conn) writeFrame(f *frame) {
 		}
 		return
 	}
-	// Sealed connections: build in the connection's scratch buffer, then
-	// seal it into the outgoing buffer.
+	// Both FrameConns of this package build in place (kex.Conn seals the
+	// body where it was built); this is for any other: build in the
+	// connection's scratch buffer, then write it.
 	c.scratch = appendEvents(c.scratch[:0], f.channel, f.recs)
 	c.write(c.scratch)
 }
