@@ -26,7 +26,11 @@ type dedupWindow struct {
 }
 
 // dedupSlot is one table slot: idx is a ring index + 1 (0: empty), tag the
-// high bits of its hash, compared before the ring entry is read.
+// low 32 bits of its hash. The tag is compared before the ring entry is
+// read, and it holds the home slot (tag & mask: tables have at most 2^32
+// slots), so that deletion's backward shift reads neither the ring nor the
+// hash of the entries it moves: cache misses on the ring were most of the
+// window's cost under pipelined appends.
 type dedupSlot struct {
 	idx int32
 	tag uint32
@@ -47,9 +51,12 @@ func (d *dedupWindow) init(n int) {
 
 // hash returns h's home slot and its tag.
 func (d *dedupWindow) hash(h *Hash) (int, uint32) {
-	x := maphash.Bytes(d.seed, h[:])
-	return int(x & uint64(len(d.slots)-1)), uint32(x >> 32)
+	tag := uint32(maphash.Bytes(d.seed, h[:]))
+	return d.home(tag), tag
 }
+
+// home returns the home slot of an entry whose tag is tag.
+func (d *dedupWindow) home(tag uint32) int { return int(tag) & (len(d.slots) - 1) }
 
 // find returns the slot holding h, or the empty slot where the search
 // ended and false; and h's tag.
@@ -115,7 +122,7 @@ func (d *dedupWindow) evict(idx int) {
 	mask := len(d.slots) - 1
 	hole := i
 	for j := (i + 1) & mask; d.slots[j].idx != 0; j = (j + 1) & mask {
-		home, _ := d.hash(&d.ring[d.slots[j].idx-1].h)
+		home := d.home(d.slots[j].tag)
 		// j's entry may move to hole if home is cyclically outside (hole, j].
 		if (j-home)&mask >= (j-hole)&mask {
 			d.slots[hole] = d.slots[j]
