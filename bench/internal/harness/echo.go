@@ -4,13 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"strings"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,12 +20,12 @@ import (
 // loopback TCP to an echo server in another process (client and server in
 // one process would share one Go scheduler, which makes the hand-offs
 // cheaper than between the bench and a real server). The echo server is
-// this same executable, started again with echoChildEnv set: init runs it
-// before main, so every program that links the harness can measure the
-// limits without a helper binary.
+// this same executable, started again (StartProcess) with echoChildEnv
+// set: init runs it before main, so every program that links the harness
+// can measure the limits without a helper binary.
 
-// echoChildEnv, when set in the environment, makes the process an echo
-// server: it prints its address on stdout and serves until stdin closes.
+// echoChildEnv, when set in the environment to an address, makes the
+// process an echo server listening there until it is stopped.
 const echoChildEnv = "ATEDB_BENCH_ECHO_CHILD"
 
 // EchoConns is the number of connections of the echo64 limit (closed64's
@@ -40,10 +38,11 @@ const (
 )
 
 func init() {
-	if os.Getenv(echoChildEnv) == "" {
+	addr := os.Getenv(echoChildEnv)
+	if addr == "" {
 		return
 	}
-	if err := runEchoChild(); err != nil {
+	if err := runEchoChild(addr); err != nil {
 		fmt.Fprintln(os.Stderr, "echo child:", err)
 		os.Exit(1)
 	}
@@ -51,16 +50,11 @@ func init() {
 }
 
 // runEchoChild is the echo server process.
-func runEchoChild() error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func runEchoChild(addr string) error {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	fmt.Println(ln.Addr().String())
-	go func() {
-		io.Copy(io.Discard, os.Stdin) // the parent closes stdin (or dies)
-		os.Exit(0)
-	}()
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -104,39 +98,31 @@ type EchoLimits struct {
 	Echo64PerSec float64 // EchoConns connections, one request each in flight
 }
 
-// MeasureEcho starts the echo child and measures, for about d each, one
-// connection's closed-loop round trips and EchoConns connections'.
-func MeasureEcho(ctx context.Context, d time.Duration) (*EchoLimits, error) {
+// MeasureEcho starts the echo child (its log in dir, removed afterwards)
+// and measures, for about d each, one connection's closed-loop round trips
+// and EchoConns connections'.
+func MeasureEcho(ctx context.Context, dir string, d time.Duration) (*EchoLimits, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("echo limit: %w", err)
 	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), echoChildEnv+"=1")
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	port, err := FreePort()
 	if err != nil {
 		return nil, fmt.Errorf("echo limit: %w", err)
 	}
-	stdout, err := cmd.StdoutPipe()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	logPath := filepath.Join(dir, fmt.Sprintf("limit-echo-%d.log", port))
+	defer os.Remove(logPath)
+	p, err := StartProcess("echo server", exe, nil, logPath, []string{echoChildEnv + "=" + addr})
 	if err != nil {
 		return nil, fmt.Errorf("echo limit: %w", err)
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("echo limit: start %s: %w", exe, err)
+	defer p.Kill()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := p.WaitListening(wctx, addr); err != nil {
+		return nil, fmt.Errorf("echo limit: %w", err)
 	}
-	defer func() {
-		stdin.Close()
-		if err := waitTimeout(cmd, 5*time.Second); err != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		return nil, fmt.Errorf("echo limit: the echo server did not start: %w", err)
-	}
-	addr := strings.TrimSpace(line)
 	e := &EchoLimits{}
 	var h Histogram
 	n, err := echoLoad(ctx, addr, 1, d, &h)
@@ -148,17 +134,6 @@ func MeasureEcho(ctx context.Context, d time.Duration) (*EchoLimits, error) {
 		return nil, err
 	}
 	return e, nil
-}
-
-func waitTimeout(cmd *exec.Cmd, d time.Duration) error {
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(d):
-		return errors.New("timeout")
-	}
 }
 
 // echoLoad runs conns closed-loop connections to addr for about d and

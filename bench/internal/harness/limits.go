@@ -62,7 +62,7 @@ func MeasureLimits(ctx context.Context, dir string, d time.Duration) (*Limits, e
 		return nil, err
 	}
 	l.LoopbackGBps = round3(l.LoopbackGBps)
-	e, err := MeasureEcho(ctx, d)
+	e, err := MeasureEcho(ctx, dir, d)
 	if err != nil {
 		return nil, err
 	}
