@@ -39,7 +39,10 @@ type Log struct {
 	// committing is held by whoever owns the writer state (w, jr): the
 	// writer goroutine, or a Commit caller committing on its own goroutine.
 	committing bool
-	lone       bool // the previous group held at most one batch (Commit may commit inline)
+	// lone: the previous group held at most one batch (Commit may commit
+	// inline; the writer does not gather). Written under mu by the holder
+	// of committing only.
+	lone bool
 
 	errv atomic.Pointer[error] // copy of err for lock-free readers
 

@@ -27,7 +27,6 @@ type writerState struct {
 	lastIdx   int64 // position of seg's newest index entry, -1 if none
 	nextSize  int64 // size of the next segment to prepare
 	requested bool  // the next segment was asked of the background goroutine
-	lastGroup int   // batches in the previous group commit
 	buf       []byte
 	spare     []batch
 }
@@ -75,16 +74,16 @@ func (l *Log) run() {
 // commitGroup commits bs, taken from the queue by the holder of the writer
 // state (l.committing), then gives the state up.
 func (l *Log) commitGroup(bs []batch) {
-	w := &l.w
 	if len(bs) > 0 {
 		l.commit(bs)
-		w.lastGroup = len(bs)
 	}
 	clear(bs) // drop payload references
-	w.spare = bs[:0]
+	l.w.spare = bs[:0]
 	l.mu.Lock()
 	l.committing = false
-	l.lone = w.lastGroup < 2
+	if len(bs) > 0 {
+		l.lone = len(bs) < 2
+	}
 	l.mu.Unlock()
 }
 
@@ -136,7 +135,8 @@ func (l *Log) wakeWriter() {
 // and only after a group of several batches (a lone appender waits for
 // nothing).
 func (l *Log) gather() {
-	if l.w.lastGroup < 2 {
+	// Only the holder of committing writes lone: no lock needed to read it.
+	if l.lone {
 		return
 	}
 	yieldWhileGrowing(&l.mu, &l.pending)
