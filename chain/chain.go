@@ -189,6 +189,7 @@ type Chain struct {
 	key Key
 	dir string
 	log Log
+	ic  inlineCommitter // log, when it can commit inline; nil otherwise
 	cfg *Config
 
 	// mu serializes appends: validation under the lock, dedup window,
@@ -226,6 +227,7 @@ func openChain(key Key, dir string, log Log, cfg *Config) (*Chain, error) {
 		locks: make(map[uint64]*Owner),
 		users: make(map[*Owner]int),
 	}
+	c.ic, _ = log.(inlineCommitter)
 	c.dedup.init(cfg.DedupWindow)
 	return c, nil
 }
@@ -314,8 +316,8 @@ func (c *Chain) Append(w *Writer, req AppendRequest, done func(Result)) {
 	switch {
 	case queued:
 		// c.committed reports the result, maybe from here: c.mu is free.
-		if ic, ok := c.log.(inlineCommitter); ok && req.Inline {
-			ic.Commit()
+		if c.ic != nil && req.Inline {
+			c.ic.Commit()
 		}
 	case res.Err != nil:
 		w.fail(req.Seq, res.Err.Reason)
@@ -446,8 +448,8 @@ func (c *Chain) append(w *Writer, t uint64, req AppendRequest, done func(Result)
 	c.pmu.Unlock()
 	c.inflight.Add(1)
 	enqueue := c.log.AppendAsync
-	if ic, ok := c.log.(inlineCommitter); ok && req.Inline {
-		enqueue = ic.Enqueue // Append calls Commit once c.mu is released
+	if c.ic != nil && req.Inline {
+		enqueue = c.ic.Enqueue // Append calls Commit once c.mu is released
 	}
 	first, err := enqueue(b.payloads, b.logDone)
 	if err != nil {
