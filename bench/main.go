@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -140,33 +141,27 @@ func run(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if bf.clientCPU != "" {
-		f, err := os.Create(bf.clientCPU)
+	for _, prof := range []struct {
+		path  string
+		start func(io.Writer) error
+		stop  func()
+	}{
+		{bf.clientCPU, pprof.StartCPUProfile, pprof.StopCPUProfile},
+		{bf.trace, trace.Start, trace.Stop},
+	} {
+		if prof.path == "" {
+			continue
+		}
+		f, err := os.Create(prof.path)
+		if err == nil {
+			err = prof.start(f)
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
 		defer func() {
-			pprof.StopCPUProfile()
-			f.Close()
-		}()
-	}
-	if bf.trace != "" {
-		f, err := os.Create(bf.trace)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		if err := trace.Start(f); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer func() {
-			trace.Stop()
+			prof.stop()
 			f.Close()
 		}()
 	}
