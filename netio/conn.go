@@ -561,10 +561,7 @@ func (c *conn) writeDeferredReplies() {
 		c.wakeWriter()
 		return
 	}
-	c.armWriteDeadline()
-	for c.writeRepliesLocked() {
-	}
-	c.flush()
+	c.writeRoundLocked()
 	c.wmu.Unlock()
 }
 
@@ -624,18 +621,24 @@ func (c *conn) writer() {
 			end = true
 		}
 		c.wmu.Lock()
-		// Writes inside the round (the buffer flushes itself when full)
-		// must not run under the deadline of the last round, which may be
-		// long past after an idle spell.
-		c.armWriteDeadline()
-		for c.writeRepliesLocked() {
-		}
-		c.flush()
+		c.writeRoundLocked()
 		c.wmu.Unlock()
 		if end {
 			return
 		}
 	}
+}
+
+// writeRoundLocked writes every queued reply and flushes. Called with wmu
+// held.
+func (c *conn) writeRoundLocked() {
+	// Writes inside the round (the buffer flushes itself when full) must
+	// not run under the deadline of the last round, which may be long past
+	// after an idle spell.
+	c.armWriteDeadline()
+	for c.writeRepliesLocked() {
+	}
+	c.flush()
 }
 
 // writeRepliesLocked writes the queued replies, releasing their slots, and
