@@ -425,14 +425,20 @@ func (c *Conn) WriteFrame(body []byte) error {
 	if err != nil {
 		return err
 	}
+	return c.queue(d, buf)
+}
+
+// queue hands the sealed frame to the underlying FrameConn. A failure
+// kills d: the counter is spent and the frame may be lost, so the stream
+// cannot continue.
+func (c *Conn) queue(d *direction, sealed []byte) error {
+	var err error
 	if c.fb != nil {
-		err = c.fb.EndFrame(buf)
+		err = c.fb.EndFrame(sealed)
 	} else {
-		err = c.fc.WriteFrame(buf)
+		err = c.fc.WriteFrame(sealed)
 	}
 	if err != nil {
-		// The counter is spent and the frame may be lost: the stream
-		// cannot continue.
 		d.fail(err)
 	}
 	return err
@@ -484,18 +490,10 @@ func (c *Conn) EndFrame(buf []byte) error {
 	if err != nil {
 		return err
 	}
-	if c.fb != nil {
-		err = c.fb.EndFrame(sealed)
-	} else {
-		c.wbuf = sealed[:0]
-		err = c.fc.WriteFrame(sealed)
+	if c.fb == nil {
+		c.wbuf = sealed[:0] // keep the grown buffer
 	}
-	if err != nil {
-		// The counter is spent and the frame may be lost: the stream
-		// cannot continue.
-		d.fail(err)
-	}
-	return err
+	return c.queue(d, sealed)
 }
 
 // Flush sends the queued frames (see [proto.FrameConn]). A flush error is
