@@ -35,6 +35,7 @@ type Log struct {
 	next    uint64 // next offset to assign
 	closing bool
 	err     error // first write/sync failure, or corruption found at open
+	refuse  error // while retreat fails batches: Enqueue refuses with it
 	wake    chan struct{}
 	// committing is held by whoever owns the writer state (w, jr): the
 	// writer goroutine, or a Commit caller committing on its own goroutine.
@@ -197,6 +198,9 @@ func (l *Log) Enqueue(payloads [][]byte, done func(first uint64, err error)) (fi
 	}
 	if l.closing {
 		return 0, ErrClosed
+	}
+	if l.refuse != nil {
+		return 0, l.refuse
 	}
 	first = l.next
 	l.next += uint64(len(payloads))
