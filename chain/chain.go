@@ -461,12 +461,17 @@ func (c *Chain) append(w *Writer, t uint64, req AppendRequest, done func(Result)
 			c.poisoned = c.log.Err()
 		}
 		c.pmu.Unlock()
-		if !poisoned {
-			// Refused by the log without harm (a size limit of the log
-			// that the chain's own limits should have caught first).
-			return refuse(CodeStorage, -1, c.next, "log refused the batch: "+err.Error())
+		switch {
+		case poisoned:
+			return refuse(CodeStorage, -1, c.next, "log failed: "+err.Error())
+		case temporary(err):
+			// The log is failing the batches queued before this one
+			// and gives their offsets back (see committed).
+			return refuse(CodeUnavailable, -1, c.next, "log temporarily unavailable, retry later: "+err.Error())
 		}
-		return refuse(CodeStorage, -1, c.next, "log failed: "+err.Error())
+		// Refused by the log without harm (a size limit of the log
+		// that the chain's own limits should have caught first).
+		return refuse(CodeStorage, -1, c.next, "log refused the batch: "+err.Error())
 	}
 	if first != b.first {
 		// Someone else appended to this log: offsets can no longer be
@@ -488,9 +493,22 @@ func (c *Chain) append(w *Writer, t uint64, req AppendRequest, done func(Result)
 
 // committed is the log's done callback for b: it answers b, then the
 // retries and barriers that waited for it.
+//
+// A retryable failure (see temporary) does not poison the chain: the log
+// failed b and every batch queued after it, gave their offsets back and
+// refuses new batches until all their callbacks have returned, so b's
+// callback can rewind the chain's next offset and forget b's events in the
+// duplicate window before any later append is assigned an offset.
 func (c *Chain) committed(b *batch, first uint64, err error) {
+	temp := err != nil && temporary(err)
+	if temp {
+		c.mu.Lock()
+		c.next = min(c.next, b.first)
+		c.dedup.truncate(b.first)
+		c.mu.Unlock()
+	}
 	c.pmu.Lock()
-	if err != nil && c.poisoned == nil {
+	if err != nil && !temp && c.poisoned == nil {
 		c.poisoned = err
 	}
 	if err == nil && first != b.first && c.poisoned == nil {
@@ -501,10 +519,16 @@ func (c *Chain) committed(b *batch, first uint64, err error) {
 	b.waiters = nil
 	c.pmu.Unlock()
 	b.payloads, b.one[0] = nil, nil // the log is done with them
-	if err != nil {
+	switch {
+	case temp:
+		c.cfg.Logger.Warn("append failed; it may be retried", "chain", c.key.String(), "offset", b.first, "err", err)
+	case err != nil:
 		c.cfg.Logger.Error("append failed; the chain accepts no more writes", "chain", c.key.String(), "err", err)
-		b.w.fail(b.seq, "log failed: "+err.Error())
-		b.w.complete(b.ticket, b.done, Result{Err: &CommitError{Code: CodeStorage, Index: -1, Head: b.first, Reason: "log failed: " + err.Error()}})
+	}
+	if err != nil {
+		ce := storageError(err, b.first)
+		b.w.fail(b.seq, ce.Reason)
+		b.w.complete(b.ticket, b.done, Result{Err: ce})
 	} else {
 		b.w.complete(b.ticket, b.done, Result{First: b.first, Count: b.n})
 	}
@@ -543,8 +567,9 @@ func (c *Chain) removePendingLocked(b *batch) {
 func (c *Chain) waitFor(end uint64, res Result, w *Writer, t, seq uint64, done func(Result)) {
 	deliver := func(err error) {
 		if err != nil {
-			w.fail(seq, "log failed: "+err.Error())
-			w.complete(t, done, Result{Err: &CommitError{Code: CodeStorage, Index: -1, Head: end, Reason: "log failed: " + err.Error()}})
+			ce := storageError(err, end)
+			w.fail(seq, ce.Reason)
+			w.complete(t, done, Result{Err: ce})
 			return
 		}
 		w.complete(t, done, res)

@@ -38,8 +38,13 @@ const (
 	CodeHandshakeFailed    ErrorCode = 24 // key exchange or server identity check failed
 	CodeAborted            ErrorCode = 25 // an earlier Append of the channel failed; see Append.Restart
 	CodeNoSuchChain        ErrorCode = 26 // the chain does not exist and the connection asked not to create chains
+	// CodeStorageUnavailable: the chain's log cannot store the batch now
+	// (no space, no file descriptors, no permission for its next segment)
+	// but is not poisoned; nothing was stored, sending it again later may
+	// succeed.
+	CodeStorageUnavailable ErrorCode = 27
 
-	numCodes = 27
+	numCodes = 28
 )
 
 var codeNames = [numCodes]string{
@@ -70,6 +75,7 @@ var codeNames = [numCodes]string{
 	CodeHandshakeFailed:    "handshake failed",
 	CodeAborted:            "aborted",
 	CodeNoSuchChain:        "no such chain",
+	CodeStorageUnavailable: "storage unavailable",
 }
 
 // AllErrorCodes returns every defined code in ascending order.
