@@ -50,9 +50,10 @@ type Log struct {
 	head atomic.Uint64              // next offset to be acknowledged
 	segs atomic.Pointer[[]*segment] // append-only list, replaced on rotation
 
-	nmu    sync.Mutex
-	nch    chan struct{} // closed when head advances; nil until Notify asks
-	nfinal bool          // closed or poisoned: Notify returns a closed channel
+	// nch is the channel Notify hands out, closed when head advances: nil
+	// until Notify asks, &closedChan once the log is closed or poisoned.
+	// Lock-free, so that idle tailers never contend with the writer.
+	nch atomic.Pointer[chan struct{}]
 
 	rmu     sync.Mutex // guards pins, retired and unmapping
 	pins    int        // open cursors and SeekTime calls
@@ -124,31 +125,41 @@ func (l *Log) Dir() string { return l.dir }
 // missing one, take the channel before checking Head (or calling
 // Cursor.Next), then wait on it.
 func (l *Log) Notify() <-chan struct{} {
-	l.nmu.Lock()
-	defer l.nmu.Unlock()
-	if l.nch == nil {
-		l.nch = make(chan struct{})
-		if l.nfinal {
-			close(l.nch)
+	for {
+		if p := l.nch.Load(); p != nil {
+			return *p
+		}
+		ch := make(chan struct{})
+		if l.nch.CompareAndSwap(nil, &ch) {
+			return ch
 		}
 	}
-	return l.nch
 }
 
+// closedChan is what Notify returns once the log is closed or poisoned.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// notify wakes the tailers waiting on Notify; after a final notify (close
+// or poison), Notify returns a closed channel. It costs one atomic load
+// when nobody waits.
 func (l *Log) notify(final bool) {
-	l.nmu.Lock()
-	if l.nfinal {
-		l.nmu.Unlock()
+	if final {
+		if p := l.nch.Swap(&closedChan); p != nil && p != &closedChan {
+			close(*p)
+		}
 		return
 	}
-	l.nfinal = final
-	if l.nch != nil {
-		close(l.nch)
-		if !final {
-			l.nch = nil
-		}
+	p := l.nch.Load()
+	if p == nil || p == &closedChan {
+		return
 	}
-	l.nmu.Unlock()
+	if l.nch.CompareAndSwap(p, nil) {
+		close(*p)
+	}
 }
 
 // AppendAsync enqueues a batch of records and returns at once, without

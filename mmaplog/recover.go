@@ -79,7 +79,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	if cerr != nil {
 		l.err = cerr
 		l.errv.Store(&l.err)
-		l.nfinal = true
+		l.nch.Store(&closedChan)
 		l.log.Error("mmaplog: corruption found; log is read-only", "dir", dir, "segment", cerr.Segment,
 			"pos", cerr.Pos, "offset", cerr.Offset, "reason", cerr.Reason)
 		if l.w.f != nil {
@@ -253,6 +253,7 @@ func (l *Log) openSealed(first, minOff uint64, haveIdx bool) (*segment, *Corrupt
 	}
 	r := scanSegment(data, minOff, l.opts.MaxRecordSize)
 	s.apply(&r)
+	s.markVerified(r.commitEnd)
 	if r.stop != r.commitEnd || r.status != recEmpty || !allZero(data[r.stop:]) {
 		reason := r.reason
 		if reason == "" {
@@ -328,6 +329,7 @@ func (l *Log) openActive(first, minOff uint64) (_ *segment, _ *CorruptionError, 
 		return s, cerr, err
 	}
 	ok = true
+	s.markVerified(r.commitEnd)
 	w := &l.w
 	w.seg, w.f = s, f
 	w.pos, w.acked, w.synced, w.segSynced = r.commitEnd, r.commitEnd, r.commitEnd, r.commitEnd

@@ -207,6 +207,7 @@ func (l *Log) datasync() error {
 		return fmt.Errorf("mmaplog: fdatasync %s: %w", w.seg.name, err)
 	}
 	w.synced, w.segSynced = w.pos, w.pos
+	w.seg.markVerified(w.pos)
 	return nil
 }
 
@@ -227,6 +228,7 @@ func (l *Log) journalCommit(pos int64, data []byte) error {
 	}
 	l.st.journalCommits.Add(1)
 	w.synced = w.pos
+	w.seg.markVerified(w.pos)
 	return nil
 }
 
