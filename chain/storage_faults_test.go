@@ -2,6 +2,8 @@ package chain_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"syscall"
 	"testing"
 	"time"
@@ -88,5 +90,63 @@ func TestUnavailableLogIsRetryable(t *testing.T) {
 		if rec.Offset != uint64(i) || !bytes.Equal(rec.Payload, stored[i]) {
 			t.Fatalf("record %d: offset %d, payload differs: %v", i, rec.Offset, !bytes.Equal(rec.Payload, stored[i]))
 		}
+	}
+}
+
+// blockingValidator holds the chain's append lock (Validate runs under it)
+// until release is closed.
+type blockingValidator struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (v *blockingValidator) Validate(chain.Key, *chain.Writer, []chain.Event) error {
+	v.entered <- struct{}{}
+	<-v.release
+	return nil
+}
+
+// TestIdleSubscriberTakesNoAppendLock parks a subscriber at the head while
+// an append holds the chain's append lock (a slow validation): the
+// subscriber's idle Next must still wait on its context alone and return
+// when it ends, rather than queue behind the append lock on every poll.
+// Today's Next checked for a closed chain under that lock.
+func TestIdleSubscriberTakesNoAppendLock(t *testing.T) {
+	v := &blockingValidator{entered: make(chan struct{}), release: make(chan struct{})}
+	r := newTestRegistry(t, chain.Config{Validator: v, Open: (&memStore{}).open})
+	o := &chain.Owner{}
+	h := acquire(t, r, "idle/poll", o)
+	defer h.Release()
+	sub, err := h.Subscribe(chain.SubscribeOptions{Live: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	done := make(chan chain.Result, 1)
+	go h.Append(chain.NewWriter(o), chain.AppendRequest{Events: testEvents("held", 1)}, func(r chain.Result) { done <- r })
+	<-v.entered // the append lock is held from here until release
+	returned := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		_, err := sub.Next(ctx)
+		returned <- err
+	}()
+	blocked := false
+	select {
+	case err := <-returned:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("idle Next: %v, want context.DeadlineExceeded", err)
+		}
+	case <-time.After(3 * time.Second):
+		blocked = true
+		t.Errorf("idle Next still blocked 3 s after its 50 ms context ended: it waits for the append lock")
+	}
+	close(v.release)
+	if res := <-done; res.Err != nil {
+		t.Fatalf("held append: %v", res.Err)
+	}
+	if blocked {
+		<-returned
 	}
 }
