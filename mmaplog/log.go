@@ -60,6 +60,8 @@ type Log struct {
 	retired []*segment // replaced segments, unmapped at Close
 	closed  atomic.Bool
 
+	mark *headMark // the head mark found at Open, nil if none
+
 	jr journalReq // this log's request to opts.Journal, reused (holder of committing only)
 
 	w          writerState // owned by the holder of committing
@@ -298,6 +300,9 @@ func (l *Log) Close() error {
 	l.wakeWriter()
 	<-l.writerDone
 	err := l.closeErr
+	if err == nil {
+		err = l.markClean()
+	}
 	if l.bg != nil {
 		l.bg.stop()
 	}

@@ -81,6 +81,14 @@ type Options struct {
 	// *CorruptionError, so that the records before the damage can be read;
 	// by default Open returns only the error.
 	OpenCorrupt bool
+	// RepairBelowMark makes Open accept a log whose records end below its
+	// head mark (offsets that were acknowledged, then lost: a segment
+	// removed or cut while the log was closed or running). The loss is
+	// logged, naming the mark and the segments, the log continues from
+	// where its records end (those offsets are assigned again), and the
+	// mark is removed. By default Open refuses such a log with a
+	// *CorruptionError and changes nothing.
+	RepairBelowMark bool
 	// Journal, if not nil, is the commit journal of the logs under its
 	// root (see Journal): in SyncAlways mode, groups are made durable by
 	// the journal's shared fdatasync instead of one fdatasync per log. The

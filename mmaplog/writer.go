@@ -189,7 +189,11 @@ func (l *Log) syncInterval() {
 	if l.Err() != nil || w.f == nil || w.pos <= w.segSynced {
 		return
 	}
-	if err := l.datasync(); err != nil {
+	err := l.datasync()
+	if err == nil {
+		err = l.checkActive()
+	}
+	if err != nil {
 		l.poison(err)
 	}
 }
@@ -328,6 +332,9 @@ func (l *Log) commit(bs []batch) {
 			err = l.journalCommit(groupPos, data)
 		} else {
 			err = l.datasync()
+		}
+		if err == nil {
+			err = l.checkActive()
 		}
 		if err != nil {
 			l.fail(bs[acked:], err)
