@@ -135,3 +135,37 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	return o, nil
 }
+
+// Validate reports whether Open would accept o: it returns the error,
+// wrapping ErrInvalidOptions, that every Open with o would return.
+func (o Options) Validate() error {
+	_, err := o.withDefaults()
+	return err
+}
+
+// ValidateBatchLimits checks at start-up, before any log is opened, that o
+// is valid (Validate) and that every batch a caller may accept fits one
+// segment: at most maxEvents records (each at most MaxRecordSize bytes)
+// holding at most maxBytes payload bytes in all, headers and padding
+// included. A server whose limits fail it would start and then refuse
+// every log open (ErrInvalidOptions) or the largest batches
+// (ErrBatchTooLarge); the error names the sizes to change.
+func (o Options) ValidateBatchLimits(maxEvents, maxBytes int) error {
+	o, err := o.withDefaults()
+	if err != nil {
+		return err
+	}
+	if maxEvents < 1 || maxBytes < 0 {
+		return fmt.Errorf("%w: batch limits %d events, %d bytes", ErrInvalidOptions, maxEvents, maxBytes)
+	}
+	// Worst case: every record padded by recAlign-1 bytes.
+	need := segHeaderSize + int64(maxEvents)*(recHeaderSize+recAlign-1) + int64(maxBytes)
+	if one := segHeaderSize + recordSize(min(maxBytes, o.MaxRecordSize)); one > need {
+		need = one
+	}
+	if need > o.SegmentSize {
+		return fmt.Errorf("%w: a batch of %d events and %d bytes needs segments of at least %d bytes (segment size %d)",
+			ErrInvalidOptions, maxEvents, maxBytes, need, o.SegmentSize)
+	}
+	return nil
+}
