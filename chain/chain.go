@@ -237,39 +237,44 @@ func openChain(key Key, dir string, log Log, cfg *Config) (*Chain, error) {
 // recognised. It runs before the chain's first append rather than at open:
 // hashing up to DedupWindow events (tens of MiB) would otherwise delay every
 // open, also for readers that never append. c.mu must be held.
+//
+// A stored event that cannot be read (a corrupt record: the log reports
+// damage in the middle of its history only when a reader reaches it) does
+// not block appends: the window is an aid to recognise retries, not part
+// of what the write path needs. The read resumes after the damage (see
+// loadDedupFrom), the events left out are logged with their offsets, and
+// a retry of one of them would be stored again rather than recognised.
+// Readers still get the records before the damage, then the log's error
+// naming the corrupt offset.
 func (c *Chain) loadDedupLocked() error {
 	head := c.next
 	from := uint64(0)
 	if w := uint64(c.cfg.DedupWindow); head > w {
 		from = head - w
 	}
-	if from == head {
-		return nil
-	}
-	cur, err := c.log.NewCursor(from)
-	if err != nil {
-		return fmt.Errorf("chain %s: read dedup window: %w", c.key, err)
-	}
-	defer cur.Close()
-	buf := make([]Record, 0, 256)
 	skipped := 0
-	for {
-		recs, err := cur.Next(buf, 1<<20)
-		if err != nil {
-			return fmt.Errorf("chain %s: read dedup window: %w", c.key, err)
-		}
-		if len(recs) == 0 {
+	for from < head {
+		bad, err := c.loadDedupFrom(from, head, &skipped)
+		if err == nil {
 			break
 		}
-		for _, r := range recs {
-			h, err := proto.EventHash(r.Payload)
-			if err != nil {
-				skipped++
-				continue
-			}
-			c.dedup.add(h, r.Offset)
+		if bad >= head || c.log.Err() != nil {
+			return fmt.Errorf("chain %s: read dedup window: %w", c.key, err)
 		}
-		if recs[len(recs)-1].Offset+1 >= head {
+		// Resume past the damage: cursors start from a sparse index, so
+		// the first start that reads is found by doubling the step.
+		resumed := false
+		for step := uint64(1); bad+step < head; step *= 2 {
+			if c.readable(bad + step) {
+				c.cfg.Logger.Warn("stored events that cannot be read were left out of the duplicate window; retries of them will not be recognised",
+					"chain", c.key.String(), "from_offset", bad, "to_offset", bad+step-1, "err", err)
+				from, resumed = bad+step, true
+				break
+			}
+		}
+		if !resumed {
+			c.cfg.Logger.Warn("stored events that cannot be read were left out of the duplicate window; retries of them will not be recognised",
+				"chain", c.key.String(), "from_offset", bad, "to_offset", head-1, "err", err)
 			break
 		}
 	}
@@ -278,6 +283,51 @@ func (c *Chain) loadDedupLocked() error {
 			"chain", c.key.String(), "count", skipped)
 	}
 	return nil
+}
+
+// loadDedupFrom adds the events at offsets [from, to) to the duplicate
+// window. On a read error it returns the offset it could not read.
+func (c *Chain) loadDedupFrom(from, to uint64, skipped *int) (uint64, error) {
+	cur, err := c.log.NewCursor(from)
+	if err != nil {
+		return to, err // not damage: give up
+	}
+	defer cur.Close()
+	buf := make([]Record, 0, 256)
+	next := from
+	for next < to {
+		recs, rerr := cur.Next(buf, 1<<20) // records before the damage come with its error
+		if rerr == nil && len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			if r.Offset >= to {
+				return next, nil
+			}
+			next = r.Offset + 1
+			h, err := proto.EventHash(r.Payload)
+			if err != nil {
+				*skipped++
+				continue
+			}
+			c.dedup.add(h, r.Offset)
+		}
+		if rerr != nil {
+			return next, rerr
+		}
+	}
+	return next, nil
+}
+
+// readable reports whether a cursor starting at off reads a record.
+func (c *Chain) readable(off uint64) bool {
+	cur, err := c.log.NewCursor(off)
+	if err != nil {
+		return false
+	}
+	defer cur.Close()
+	_, err = cur.Next(make([]Record, 0, 1), 0)
+	return err == nil
 }
 
 // Key returns the chain's key.

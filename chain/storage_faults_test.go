@@ -3,7 +3,16 @@ package chain_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -149,4 +158,96 @@ func TestIdleSubscriberTakesNoAppendLock(t *testing.T) {
 	if blocked {
 		<-returned
 	}
+}
+
+// TestCorruptOldRecordDoesNotBlockAppends flips a byte of an old event in
+// a sealed segment of a closed chain (the log's index lets it open without
+// reading it): reopened, the chain still takes appends (the duplicate
+// window leaves the unreadable events out and says so, with the offset, in
+// its log), and a reader gets the events before the damage and then an
+// error naming it. Today's code refused every append, because rebuilding
+// the duplicate window read the corrupt record.
+func TestCorruptOldRecordDoesNotBlockAppends(t *testing.T) {
+	root := t.TempDir()
+	opts := mmaplog.Options{SegmentSize: 16 << 10, MaxRecordSize: 4 << 10}
+	var logBuf syncBuffer
+	cfg := chain.Config{Root: root, Open: mmapstore.Opener(opts), Logger: slog.New(slog.NewTextHandler(&logBuf, nil))}
+	r, err := chain.NewRegistry(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &chain.Owner{}
+	h := acquire(t, r, "faults/corrupt", o)
+	w := chain.NewWriter(o)
+	var stored int
+	for i := range 40 {
+		req := chain.AppendRequest{Events: testEvents(fmt.Sprintf("c%d-%0100d", i, 0), 10)} // 3 segments
+		if res := appendWait(t, h, w, req); res.Err != nil {
+			t.Fatalf("batch %d: %v", i, res.Err)
+		}
+		stored += 10
+	}
+	h.Release()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var seg0 string
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Name() == "00000000000000000000.seg" {
+			seg0 = p
+		}
+		return nil
+	})
+	b, err := os.ReadFile(seg0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const corruptOffset = 3
+	pos := int64(32) // segment header; records follow, each a 32-byte header and its padded payload
+	for range corruptOffset {
+		n := int64(binary.LittleEndian.Uint32(b[pos:]))
+		pos += (32 + n + 7) &^ 7
+	}
+	b[pos+32+4] ^= 0xff // a payload byte of the record at offset 3
+	if err := os.WriteFile(seg0, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	r = newTestRegistry(t, cfg)
+	h = acquire(t, r, "faults/corrupt", o)
+	defer h.Release()
+	res := appendWait(t, h, chain.NewWriter(o), chain.AppendRequest{Events: testEvents("after", 2)})
+	if res.Err != nil || res.First != uint64(stored) {
+		t.Fatalf("append after an old record was corrupted: %+v, want stored at %d", res, stored)
+	}
+	if !strings.Contains(logBuf.String(), "from_offset="+strconv.Itoa(corruptOffset)) {
+		t.Fatalf("the chain's log does not name corrupt offset %d:\n%s", corruptOffset, logBuf.String())
+	}
+	sub, err := h.Subscribe(chain.SubscribeOptions{History: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	recs, err := readSub(t, sub, -1)
+	if len(recs) != corruptOffset || err == nil || !strings.Contains(err.Error(), "record offset 3") {
+		t.Fatalf("reading the history: %d records, %v; want %d records then an error naming record offset %d", len(recs), err, corruptOffset, corruptOffset)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -122,6 +122,11 @@ func (s *Subscription) Next(ctx context.Context) ([]Record, error) {
 	for {
 		notify := s.c.log.Notify()
 		recs, err := s.cur.Next(s.buf, s.maxBytes)
+		if err != nil && len(recs) > 0 {
+			// Records before damage: deliver them; the next read
+			// stops at the damage again and reports it.
+			err = nil
+		}
 		if err != nil {
 			if s.c.isClosed() { // the log was closed with the chain
 				return nil, ErrClosed
