@@ -176,8 +176,11 @@ func (l *Log) notify(final bool) {
 // them before.
 //
 // If AppendAsync returns an error, done is never called. Errors:
-// ErrEmptyBatch, ErrRecordTooLarge, ErrBatchTooLarge, ErrClosed, or the
-// error that poisoned the log.
+// ErrEmptyBatch, ErrRecordTooLarge, ErrBatchTooLarge, ErrClosed, the error
+// that poisoned the log, or an *UnavailableError while batches that needed
+// an unavailable segment are being failed. done gets nil, the poisoning
+// error, or an *UnavailableError (retryable: the log is not poisoned and
+// the batch's offsets are assigned again to later appends).
 func (l *Log) AppendAsync(payloads [][]byte, done func(first uint64, err error)) (first uint64, err error) {
 	first, err = l.Enqueue(payloads, done)
 	if err == nil {
