@@ -187,7 +187,6 @@ func (b *batch) logDone(first uint64, err error) { b.c.committed(b, first, err) 
 // are safe for concurrent use.
 type Chain struct {
 	key Key
-	dir string
 	log Log
 	ic  inlineCommitter // log, when it can commit inline; nil otherwise
 	cfg *Config
@@ -217,10 +216,9 @@ type Chain struct {
 	subs atomic.Int64 // open subscriptions, for stats
 }
 
-func openChain(key Key, dir string, log Log, cfg *Config) (*Chain, error) {
+func openChain(key Key, log Log, cfg *Config) (*Chain, error) {
 	c := &Chain{
 		key:   key,
-		dir:   dir,
 		log:   log,
 		cfg:   cfg,
 		next:  log.Head(),
@@ -282,9 +280,6 @@ func (c *Chain) loadDedupLocked() error {
 
 // Key returns the chain's key.
 func (c *Chain) Key() Key { return c.key }
-
-// Dir returns the directory that holds the chain's log.
-func (c *Chain) Dir() string { return c.dir }
 
 // Head returns the next offset to be acknowledged: every event below it is
 // durable and visible to subscribers.

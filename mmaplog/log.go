@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/atedb/atedb/internal/vfs"
+	"github.com/atedb/atedb/journal"
 )
 
 // Record is one record read from the log.
@@ -58,7 +59,7 @@ type Log struct {
 	retired []*segment // replaced segments, unmapped at Close
 	closed  atomic.Bool
 
-	jr journalReq // this log's request to opts.Journal, reused (holder of committing only)
+	jg *journal.Group // this log's group for opts.Journal, reused (holder of committing only)
 
 	w          writerState // owned by the holder of committing
 	writerDone chan struct{}

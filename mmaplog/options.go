@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/atedb/atedb/internal/vfs"
+	"github.com/atedb/atedb/journal"
 )
 
 // SyncMode says when an append is acknowledged.
@@ -82,14 +83,36 @@ type Options struct {
 	// by default Open returns only the error.
 	OpenCorrupt bool
 	// Journal, if not nil, is the commit journal of the logs under its
-	// root (see Journal): in SyncAlways mode, groups are made durable by
-	// the journal's shared fdatasync instead of one fdatasync per log. The
-	// log's directory must be inside the journal's root and FS must be the
-	// journal's. Without it, every group commit syncs its own segment.
-	Journal *Journal
+	// root (package journal): in SyncAlways mode, groups are made durable
+	// by the journal's shared fdatasync instead of one fdatasync per log.
+	// The log's directory must be inside the journal's root and FS must be
+	// the journal's. Without it, every group commit syncs its own segment.
+	// Whoever opens a log must have replayed the journal of its root first
+	// (package store does).
+	Journal *journal.Journal
+	// RootLocked says that the caller holds an exclusive lock covering the
+	// log's directory (the storage root's, package store): Open then takes
+	// no LOCK file of its own, and the log holds one file descriptor
+	// fewer. Without it Open locks the directory's LOCK file.
+	RootLocked bool
 	// Now is the server clock stamped on records; nil means time.Now. Stamps
 	// are clamped so that they never decrease along the log.
 	Now func() time.Time
+}
+
+// BatchSpace returns the segment space, in bytes, that the largest batch of
+// at most events records and payloadBytes bytes of payload in all can
+// take, segment header included: Options.SegmentSize must be at least this
+// for every such batch to be accepted.
+func BatchSpace(events int, payloadBytes int) int64 {
+	return segHeaderSize + int64(payloadBytes) + int64(events)*(recHeaderSize+recAlign-1)
+}
+
+// Check reports whether o is valid, as Open would, without opening
+// anything: an error wrapping ErrInvalidOptions names the first problem.
+func (o Options) Check() error {
+	_, err := o.withDefaults()
+	return err
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -122,7 +145,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%w: sync mode %d", ErrInvalidOptions, int(o.Sync))
 	case o.SyncInterval < 0:
 		return o, fmt.Errorf("%w: sync interval %v", ErrInvalidOptions, o.SyncInterval)
-	case o.Journal != nil && o.Journal.fs != o.FS:
+	case o.Journal != nil && o.Journal.FS() != o.FS:
 		return o, fmt.Errorf("%w: the journal and the log use different file systems", ErrInvalidOptions)
 	}
 	return o, nil

@@ -65,6 +65,10 @@ type Rule struct {
 	// Short, for OpWrite: write only the first Short bytes (capped at the
 	// buffer length) before failing, as a write that runs out of space does.
 	Short int
+	// Hook, if set, is called each time the rule fires, before the
+	// operation fails (and before a Short write's bytes are written): for
+	// example MemFS.Crash, to cut the power at an exact operation.
+	Hook func(op Op, path string)
 }
 
 // FaultError is returned by an injected fault. It unwraps to the rule's Err.
@@ -134,6 +138,14 @@ func (in *Injector) Seen(ops Op) int {
 
 // check returns the rule that fails op on path, if any.
 func (in *Injector) check(op Op, path string) (Rule, bool) {
+	r, ok := in.match(op, path)
+	if ok && r.Hook != nil {
+		r.Hook(op, path)
+	}
+	return r, ok
+}
+
+func (in *Injector) match(op Op, path string) (Rule, bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.seen == nil {
