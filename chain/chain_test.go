@@ -689,4 +689,3 @@ func TestWriterResultsInOrder(t *testing.T) {
 		t.Fatalf("results delivered in order %v, want [0 1 2]", order)
 	}
 }
-
