@@ -40,6 +40,9 @@ type Options struct {
 	// Logger receives the root's lines (replays, lock holder) and is
 	// given to the logs and the journal; nil discards.
 	Logger *slog.Logger
+
+	// noDirect: tests; every group through the journal (journal.Options).
+	noDirect bool
 }
 
 // Errors.
@@ -178,6 +181,7 @@ func (r *Root) openJournal() error {
 		FS:       r.fs,
 		Files:    mmaplog.SegmentFiles{},
 		FileSize: r.opts.JournalFileSize,
+		NoDirect: r.opts.noDirect,
 		Logger:   r.log,
 	}
 	if r.opts.Journal && r.opts.Log.Sync == mmaplog.SyncAlways {
