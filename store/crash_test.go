@@ -34,7 +34,7 @@ func crashWorkload(fs vfs.FS, seed uint64) (batches []crashBatch) {
 	o := modes["always+journal"]
 	o.FS, o.Logger = fs, discard
 	o.JournalFileSize = journal.MinFileSize
-	o.noDirect = seed%2 == 0 // else lone groups sync their segment
+	o.JournalNoDirect = seed%2 == 0 // else lone groups sync their segment
 	o.Log.SegmentSize, o.Log.MaxRecordSize = 8<<10, 2<<10
 	r, err := Open("/logs", o)
 	if err != nil {

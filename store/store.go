@@ -40,9 +40,10 @@ type Options struct {
 	// Logger receives the root's lines (replays, lock holder) and is
 	// given to the logs and the journal; nil discards.
 	Logger *slog.Logger
-
-	// noDirect: tests; every group through the journal (journal.Options).
-	noDirect bool
+	// JournalNoDirect sends every group through the journal, also one
+	// alone in its round (journal.Options.NoDirect): for tests that need
+	// acknowledgements to rest on the journal alone.
+	JournalNoDirect bool
 }
 
 // Errors.
@@ -181,7 +182,7 @@ func (r *Root) openJournal() error {
 		FS:       r.fs,
 		Files:    mmaplog.SegmentFiles{},
 		FileSize: r.opts.JournalFileSize,
-		NoDirect: r.opts.noDirect,
+		NoDirect: r.opts.JournalNoDirect,
 		Logger:   r.log,
 	}
 	if r.opts.Journal && r.opts.Log.Sync == mmaplog.SyncAlways {

@@ -204,7 +204,7 @@ func TestJournalReplayedInEveryMode(t *testing.T) {
 		t.Run("then "+name, func(t *testing.T) {
 			mem := vfs.NewMem()
 			o := modes["always+journal"]
-			o.FS, o.noDirect = mem, true // every group in the journal only
+			o.FS, o.JournalNoDirect = mem, true // every group in the journal only
 			o.Log.SegmentSize, o.Log.MaxRecordSize = 1<<20, 64<<10
 			r := openT(t, "/logs", o)
 			const nlogs, per = 3, 20
