@@ -28,7 +28,11 @@ type subscription struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the goroutine has ended
 	next   atomic.Uint64 // resume offset: after the last event sent
-	ended  atomic.Bool   // ended on its own (history only, or an error)
+	// ended is set by the goroutine before it hands the writer its last
+	// message (EndOfHistory of a history-only subscription, or
+	// Unsubscribed with a failure code): once the client can have seen
+	// that message, the channel has no subscription any more.
+	ended atomic.Bool
 }
 
 // openTimeout bounds how long a request waits for a chain to open.
@@ -280,14 +284,14 @@ func (c *conn) subscribe(m proto.Subscribe) {
 	s.next.Store(sub.Start())
 	ch.sub = s
 	c.subsWG.Add(1)
-	go c.runSubscription(ctx, ch.id, s, sub)
+	go c.runSubscription(ctx, ch.id, s, sub, m.Live)
 }
 
 // runSubscription streams one subscription: StartOfHistory, the history
 // in Events frames built straight from the cursor's records, EndOfHistory,
-// then live Events. It holds one frame of memory; when the client reads
-// slowly it waits in sendFrame and its cursor simply lags.
-func (c *conn) runSubscription(ctx context.Context, chID uint32, s *subscription, sub *chain.Subscription) {
+// then, if live, live Events. It holds one frame of memory; when the client
+// reads slowly it waits in sendFrame and its cursor simply lags.
+func (c *conn) runSubscription(ctx context.Context, chID uint32, s *subscription, sub *chain.Subscription, live bool) {
 	defer c.subsWG.Done()
 	defer close(s.done)
 	defer sub.Close()
@@ -298,7 +302,7 @@ func (c *conn) runSubscription(ctx context.Context, chID uint32, s *subscription
 			c.kill()
 		}
 	}()
-	f := &frame{}
+	f := newFrame()
 	send := func(m proto.Message) bool {
 		var err error
 		f.recs = nil
@@ -322,15 +326,18 @@ func (c *conn) runSubscription(ctx context.Context, chID uint32, s *subscription
 	for {
 		if inHistory && !sub.InHistory() {
 			inHistory = false
-			if !send(&proto.EndOfHistory{Channel: chID, Next: sub.Position()}) {
+			if !live {
+				// EndOfHistory ends it: the channel is free for a new
+				// Subscribe before the client can have seen it (§6.8).
+				s.ended.Store(true)
+			}
+			if !send(&proto.EndOfHistory{Channel: chID, Next: sub.Position()}) || !live {
 				return
 			}
 		}
 		recs, err := sub.Next(ctx)
 		if err != nil {
 			switch {
-			case errors.Is(err, io.EOF):
-				s.ended.Store(true) // history only: EndOfHistory ended it
 			case ctx.Err() != nil:
 			case errors.Is(err, chain.ErrClosed):
 				end(proto.CodeShuttingDown, "the chain is closing")
@@ -357,6 +364,8 @@ func (c *conn) stopSubscription(ch *channel) {
 	<-ch.sub.done
 }
 
+// stopSubscriptions ends every subscription of the connection and waits
+// for them. Reader (serve) only.
 func (c *conn) stopSubscriptions() {
 	for _, ch := range c.channels {
 		if ch.sub != nil {
