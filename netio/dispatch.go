@@ -401,7 +401,9 @@ func commitCode(code chain.Code) proto.ErrorCode {
 		return proto.CodeMalformed
 	case chain.CodeFuture:
 		return proto.CodeClockSkew
-	case chain.CodeDuplicate, chain.CodeRejected:
+	case chain.CodeDuplicate:
+		return proto.CodeDuplicate
+	case chain.CodeRejected:
 		return proto.CodeValidationFailed
 	case chain.CodeConflict:
 		return proto.CodeConflict

@@ -70,13 +70,15 @@
 // ([chain.Writer.Reset]) and it and the following ones are handled
 // normally. A condition alone does not end the abort. Error codes:
 // CodeMalformed (an event does not decode), CodeClockSkew (client time
-// more than 2 s ahead), CodeValidationFailed (validation hook, or a batch
-// mixing stored and new events), CodeConflict (the condition failed; Head
-// is the chain's next offset), CodeAborted (behind a failed batch),
-// CodeBatchTooLarge, CodeStorageFailure (the log is poisoned),
-// CodeShuttingDown, CodeUnknownChannel (which aborts nothing). A batch
-// that exactly repeats stored events is confirmed with their original
-// offsets.
+// more than 2 s ahead), CodeValidationFailed (validation hook),
+// CodeDuplicate (a batch repeating a stored event, or one of its own,
+// that is not an exact retry), CodeConflict (the condition failed),
+// CodeAborted (behind a failed batch), CodeBatchTooLarge,
+// CodeStorageFailure (the log is poisoned), CodeShuttingDown,
+// CodeUnknownChannel (which aborts nothing). Every CommitError carries the
+// chain's next offset as Head (0 with CodeUnknownChannel). A batch that
+// exactly repeats stored events at consecutive offsets is confirmed with
+// their original offsets.
 //
 // An Append that is the last request the reader has buffered is handed to
 // the chain with [chain.AppendRequest.Inline]: when the chain's log is

@@ -1,0 +1,168 @@
+package netio
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atedb/atedb/chain"
+	"github.com/atedb/atedb/kex"
+	"github.com/atedb/atedb/proto"
+)
+
+// The tests of this file hold the server to docs/PROTOCOL.md, point by
+// point: each checks what the server does and that the document says it.
+
+// protocolDoc returns docs/PROTOCOL.md.
+func protocolDoc(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../docs/PROTOCOL.md")
+	if err != nil {
+		t.Fatalf("read PROTOCOL.md: %v", err)
+	}
+	return string(b)
+}
+
+// docSection returns the text of PROTOCOL.md under the heading that
+// starts with heading (for example "### 6.8 "), up to the next heading.
+func docSection(t *testing.T, heading string) string {
+	t.Helper()
+	doc := protocolDoc(t)
+	i := strings.Index(doc, "\n"+heading)
+	if i < 0 {
+		t.Fatalf("PROTOCOL.md has no heading %q", heading)
+	}
+	rest := doc[i+1+len(heading):]
+	if j := strings.Index(rest, "\n#"); j >= 0 {
+		rest = rest[:j]
+	}
+	return rest
+}
+
+var backticked = regexp.MustCompile("`([^`]+)`")
+
+// docFailures returns the code names of the paragraph starting with
+// "Failures:" in the section under heading: every code the server may
+// answer that request with.
+func docFailures(t *testing.T, heading string) []string {
+	t.Helper()
+	sec := docSection(t, heading)
+	i := strings.Index(sec, "Failures:")
+	if i < 0 {
+		t.Fatalf("PROTOCOL.md %q has no \"Failures:\" paragraph", heading)
+	}
+	para := sec[i:]
+	if j := strings.Index(para, "\n\n"); j >= 0 {
+		para = para[:j]
+	}
+	var names []string
+	for _, m := range backticked.FindAllStringSubmatch(para, -1) {
+		names = append(names, m[1])
+	}
+	return names
+}
+
+// expectDocFailure fails the test unless the "Failures:" paragraph under
+// heading lists code.
+func expectDocFailure(t *testing.T, heading string, code proto.ErrorCode) {
+	t.Helper()
+	if names := docFailures(t, heading); !slices.Contains(names, code.String()) {
+		t.Errorf("PROTOCOL.md %q lists failures %q, not %q, which the server sends", heading, names, code)
+	}
+}
+
+// TestDuplicateBatches (point 1): a batch is entirely new, or an exact
+// retry of stored events at consecutive offsets (confirmed with their
+// offsets); anything else that repeats a stored event, or an event of the
+// batch, is refused with its own code, duplicate, naming the event.
+func TestDuplicateBatches(t *testing.T) {
+	ts := startServer(t, Config{}, chain.Config{}, storeOpts{})
+	c := dial(t, ts.addrs["v4"], "dup", kex.KeySizeNone)
+	expect[*proto.Opened](c)
+	a, b, n := testEvent("a"), testEvent("b"), testEvent("new")
+	expect[*proto.Confirmed](c.appendCheck(0, 1, [][]byte{a, b}))
+	cases := []struct {
+		name   string
+		events [][]byte
+		offs   []uint64 // confirmed at these offsets, or
+		index  int      // refused with duplicate for this event
+	}{
+		{"exact retry", [][]byte{a, b}, []uint64{0, 1}, 0},
+		{"prefix retry", [][]byte{a}, []uint64{0}, 0},
+		{"retry of a later run", [][]byte{b}, []uint64{1}, 0},
+		{"stored then new", [][]byte{b, n}, nil, 0},
+		{"new then stored", [][]byte{n, a}, nil, 1},
+		{"reordered retry", [][]byte{b, a}, nil, 0},
+		{"twice in the batch", [][]byte{n, n}, nil, 1},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			id := uint64(10 + i)
+			c.send(&proto.Append{Channel: 0, CommitID: id, Restart: true, Events: tc.events})
+			switch m := c.recv().(type) {
+			case *proto.Confirmed:
+				if tc.offs == nil || !slices.Equal(m.Offsets, tc.offs) {
+					t.Fatalf("Confirmed %v, want %s", m.Offsets, want(tc.offs, tc.index))
+				}
+			case *proto.CommitError:
+				if tc.offs != nil || m.Code != proto.CodeDuplicate || m.Index != tc.index || m.Head != 2 {
+					t.Fatalf("CommitError{%v, index %d, head %d: %s}, want %s", m.Code, m.Index, m.Head, m.Reason, want(tc.offs, tc.index))
+				}
+			default:
+				t.Fatalf("got %s %+v", m.Type(), m)
+			}
+		})
+	}
+	expectDocFailure(t, "### 6.15 ", proto.CodeDuplicate)
+}
+
+func want(offs []uint64, index int) string {
+	if offs != nil {
+		return fmt.Sprintf("Confirmed %v", offs)
+	}
+	return fmt.Sprintf("CommitError{duplicate, index %d, head 2}", index)
+}
+
+// TestCommitErrorHead (point 2): every CommitError of an open channel
+// carries the chain's next offset in head, whatever the code; only a
+// channel that is not open (no chain) answers 0.
+func TestCommitErrorHead(t *testing.T) {
+	ts := startServer(t, Config{}, chain.Config{MaxBatchEvents: 4, MaxBatchBytes: 4096}, storeOpts{})
+	c := dial(t, ts.addrs["v4"], "head", kex.KeySizeNone)
+	expect[*proto.Opened](c)
+	expect[*proto.Confirmed](c.appendCheck(0, 1, testEvents("stored", 3)))
+	future, _ := (&proto.Event{Timestamp: time.Now().Add(time.Minute).UnixNano(), Data: []byte("f")}).AppendBinary(nil)
+	big, _ := (&proto.Event{Data: make([]byte, 5000)}).AppendBinary(nil)
+	cases := []struct {
+		name string
+		m    proto.Append
+		code proto.ErrorCode
+		head uint64
+	}{
+		{"malformed event", proto.Append{Events: [][]byte{{0x05, 0x07, 0xff}}}, proto.CodeMalformed, 3},
+		{"clock skew", proto.Append{Events: [][]byte{future}}, proto.CodeClockSkew, 3},
+		{"too many events", proto.Append{Events: testEvents("many", 5)}, proto.CodeBatchTooLarge, 3},
+		{"too many bytes", proto.Append{Events: [][]byte{big}}, proto.CodeBatchTooLarge, 3},
+		{"twice in the batch", proto.Append{Events: [][]byte{testEvent("t"), testEvent("t")}}, proto.CodeDuplicate, 3},
+		{"conflict", proto.Append{Events: testEvents("c", 1), HasCondition: true, ExpectedNext: 1}, proto.CodeConflict, 3},
+		{"aborted", proto.Append{Events: testEvents("ab", 1)}, proto.CodeAborted, 3},
+		{"unknown channel", proto.Append{Channel: 9, Events: testEvents("u", 1)}, proto.CodeUnknownChannel, 0},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := tc.m
+			m.CommitID = uint64(10 + i)
+			m.Restart = tc.code != proto.CodeAborted // the one without it follows a failure
+			c.send(&m)
+			e := expect[*proto.CommitError](c)
+			if e.Code != tc.code || e.Head != tc.head {
+				t.Fatalf("CommitError{%v, head %d: %s}, want {%v, head %d}", e.Code, e.Head, e.Reason, tc.code, tc.head)
+			}
+			expectDocFailure(t, "### 6.15 ", tc.code)
+		})
+	}
+}
