@@ -104,6 +104,11 @@ func (c *conn) handle(body []byte) error {
 		if !c.acquireSlot() {
 			return nil
 		}
+		if c.channelFor(m.Channel) == nil {
+			c.reply(&proto.ProveResult{Channel: m.Channel, ID: m.ID, Code: proto.CodeUnknownChannel,
+				Reason: fmt.Sprintf("channel %d is not open", m.Channel)})
+			break
+		}
 		c.reply(&proto.ProveResult{Channel: m.Channel, ID: m.ID, Code: proto.CodeDenied,
 			Reason: "key proofs are not supported by this server yet: chains are open to every writer"})
 	default:

@@ -44,7 +44,8 @@
 // exactly one, on every path: Error for Open, Close, Subscribe and
 // Unsubscribe, CommitError for Append (also on a channel that is not open:
 // CodeUnknownChannel), LockResult for Lock and Unlock, ProveResult
-// (CodeDenied until the trust work lands), Pong for Ping. Garbage, an
+// (CodeUnknownChannel on a channel that is not open, otherwise CodeDenied
+// until the trust work lands), Pong for Ping. Garbage, an
 // oversized frame, a malformed or unknown message end the connection with
 // Fatal naming the problem; a frame that fails authentication ends an
 // encrypted connection without a word (its session is dead).

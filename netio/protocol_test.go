@@ -166,3 +166,24 @@ func TestCommitErrorHead(t *testing.T) {
 		})
 	}
 }
+
+// TestProveUnknownChannel (point 6): a Prove on a channel that is not
+// open gets ProveResult{unknown channel}, as §5 says of every
+// channel-scoped request, not denied.
+func TestProveUnknownChannel(t *testing.T) {
+	ts := startServer(t, Config{}, chain.Config{}, storeOpts{})
+	c := dial(t, ts.addrs["v4"], "prove", kex.KeySizeNone)
+	expect[*proto.Opened](c)
+	key := proto.PublicKey{Type: proto.KeyEd25519, Key: make([]byte, proto.KeyEd25519.Size())}
+	for _, tc := range []struct {
+		ch   uint32
+		code proto.ErrorCode
+	}{{5, proto.CodeUnknownChannel}, {0, proto.CodeDenied}} {
+		c.send(&proto.Prove{Channel: tc.ch, ID: 7, Key: key, Signature: []byte{1}})
+		r := expect[*proto.ProveResult](c)
+		if r.Channel != tc.ch || r.ID != 7 || r.Code != tc.code {
+			t.Fatalf("Prove on channel %d: %+v, want code %v", tc.ch, r, tc.code)
+		}
+		expectDocFailure(t, "### 6.16 ", tc.code)
+	}
+}
