@@ -441,8 +441,10 @@ func (c *conn) readError(err error) error {
 // finish ends the connection after the reader loop, whose error says
 // why: nil for the client's end of stream or a stop from elsewhere (the
 // state says which), a *fatalError to send. It moves to draining, ends the
-// subscriptions, waits for the appends in flight (their replies are still
-// sent) and the channels closing, queues the last message and tears down.
+// subscriptions (answering Unsubscribed{shutting down} for the live ones
+// when the server is shutting down), waits for the appends in flight
+// (their replies are still sent) and the channels closing, queues the
+// last message (a Fatal) and tears down.
 func (c *conn) finish(err error) {
 	var fe *fatalError
 	shuttingDown := c.state() == stateDraining && c.s.shuttingDown()
@@ -467,7 +469,7 @@ func (c *conn) finish(err error) {
 		linger = false
 	}
 	c.advance(stateDraining)
-	c.stopSubscriptions()
+	c.stopSubscriptions(fe != nil && fe.code == proto.CodeShuttingDown)
 	c.inflight.Wait()
 	c.closers.Wait()
 	c.outMu.Lock()
@@ -487,7 +489,7 @@ func (c *conn) finish(err error) {
 // more than once.
 func (c *conn) teardown(linger bool) {
 	c.advance(stateDraining)
-	c.stopSubscriptions()
+	c.stopSubscriptions(false)
 	c.inflight.Wait()
 	c.closers.Wait() // their Closed replies are written below
 	c.closeQueue()

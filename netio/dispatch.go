@@ -370,14 +370,29 @@ func (c *conn) stopSubscription(ch *channel) {
 }
 
 // stopSubscriptions ends every subscription of the connection and waits
-// for them. Reader (serve) only.
-func (c *conn) stopSubscriptions() {
+// for them. With shuttingDown, each one that had not ended by itself is
+// answered Unsubscribed{shutting down, next}, so that the client knows
+// where to resume. Reader (serve) only.
+func (c *conn) stopSubscriptions(shuttingDown bool) {
 	for _, ch := range c.channels {
 		if ch.sub != nil {
 			ch.sub.cancel()
 		}
 	}
 	c.subsWG.Wait()
+	if !shuttingDown {
+		return
+	}
+	for _, ch := range c.channels {
+		if ch.sub == nil || ch.sub.ended.Load() {
+			continue
+		}
+		ch.sub.ended.Store(true)
+		if c.acquireSlot() {
+			c.reply(&proto.Unsubscribed{Channel: ch.id, Code: proto.CodeShuttingDown, Next: ch.sub.next.Load(),
+				Reason: "the server is shutting down"})
+		}
+	}
 }
 
 func (c *conn) unsubscribe(id uint32) {

@@ -1,6 +1,7 @@
 package netio
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"regexp"
@@ -185,5 +186,61 @@ func TestProveUnknownChannel(t *testing.T) {
 			t.Fatalf("Prove on channel %d: %+v, want code %v", tc.ch, r, tc.code)
 		}
 		expectDocFailure(t, "### 6.16 ", tc.code)
+	}
+}
+
+// TestShutdownUnsubscribes (point 8): a graceful shutdown answers every
+// running subscription with Unsubscribed{shutting down, next}, then ends
+// the connection with Fatal{shutting down}; a connection without one gets
+// only the Fatal, and a subscription that had ended gets nothing.
+func TestShutdownUnsubscribes(t *testing.T) {
+	ts := startServer(t, Config{}, chain.Config{}, storeOpts{})
+	addr := ts.addrs["v4"]
+	w := dial(t, addr, "bye/a", kex.KeySizeNone)
+	expect[*proto.Opened](w)
+	expect[*proto.Confirmed](w.appendCheck(0, 1, testEvents("e", 2)))
+	sub := dial(t, addr, "bye/a", kex.KeySizeNone)
+	expect[*proto.Opened](sub)
+	sub.send(&proto.Subscribe{Channel: 0, History: true, Live: true})
+	expect[*proto.StartOfHistory](sub)
+	expect[*proto.Events](sub)
+	expect[*proto.EndOfHistory](sub)
+	sub.send(&proto.Open{Channel: 1, ChainKey: "bye/b"})
+	expect[*proto.Opened](sub)
+	sub.send(&proto.Subscribe{Channel: 1, History: true}) // history only: ended before the shutdown
+	expect[*proto.StartOfHistory](sub)
+	expect[*proto.EndOfHistory](sub)
+
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- ts.Shutdown(ctx)
+	}()
+	u := expect[*proto.Unsubscribed](sub)
+	if u.Channel != 0 || u.Code != proto.CodeShuttingDown || u.Next != 2 {
+		t.Fatalf("Unsubscribed %+v, want {channel 0, shutting down, next 2}", u)
+	}
+	for name, c := range map[string]*tclient{"subscriber": sub, "writer": w} {
+		var msgs []proto.Message
+		for {
+			m, err := c.tryRecv(10 * time.Second)
+			if err != nil {
+				break
+			}
+			msgs = append(msgs, m)
+		}
+		if len(msgs) != 1 {
+			t.Fatalf("%s: got %d messages after the shutdown began (%v), want one Fatal", name, len(msgs), msgs)
+		}
+		if f, ok := msgs[0].(*proto.Fatal); !ok || f.Code != proto.CodeShuttingDown {
+			t.Fatalf("%s: got %+v, want Fatal{shutting down}", name, msgs[0])
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if sec := docSection(t, "## 3. "); !strings.Contains(sec, "`Unsubscribed{ch, shutting down, next}`") || !strings.Contains(sec, "then `Fatal{shutting down}`") {
+		t.Errorf("PROTOCOL.md §3 does not say that a shutdown sends Unsubscribed{shutting down} and then Fatal")
 	}
 }
