@@ -1,7 +1,9 @@
 package netio
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"regexp"
@@ -243,4 +245,124 @@ func TestShutdownUnsubscribes(t *testing.T) {
 	if sec := docSection(t, "## 3. "); !strings.Contains(sec, "`Unsubscribed{ch, shutting down, next}`") || !strings.Contains(sec, "then `Fatal{shutting down}`") {
 		t.Errorf("PROTOCOL.md §3 does not say that a shutdown sends Unsubscribed{shutting down} and then Fatal")
 	}
+}
+
+// TestHelloRefusals (points 3, 4 and 5): before the HelloAck every
+// problem with the first frame is answered with a refusing HelloAck
+// (version, zero features, key size and nonce), never Fatal, and the
+// connection is closed; PROTOCOL.md §6.2 lists each code, and §2 the
+// first frame's own size limit.
+func TestHelloRefusals(t *testing.T) {
+	ts := startServer(t, Config{}, chain.Config{}, storeOpts{})
+	addr := ts.addrs["v4"]
+	hello := func(edit func(h *proto.Hello)) []byte {
+		h := proto.Hello{Version: proto.ProtocolVersion, Route: Route, ChainKey: "x"}
+		edit(&h)
+		body, err := h.AppendBinary(nil)
+		if err != nil {
+			t.Fatalf("encode Hello: %v", err)
+		}
+		return proto.AppendFrame(nil, body)
+	}
+	ok := hello(func(*proto.Hello) {})
+	var oversized [4]byte
+	binary.LittleEndian.PutUint32(oversized[:], maxHelloSize+1)
+	badMagic := bytes.Clone(ok)
+	badMagic[proto.FrameHeaderSize+1] = 'X'
+	badKeySize := hello(func(h *proto.Hello) {})
+	// The key size follows type, magic, version and features: 4 bytes
+	// after the type, one each for version 1 and features 0.
+	badKeySize[proto.FrameHeaderSize+1+4+2] = 100
+	trailing := proto.AppendFrame(nil, append(bytes.Clone(ok[proto.FrameHeaderSize:]), 0))
+	ping, _ := (&proto.Ping{ID: 1}).AppendBinary(nil)
+	cases := []struct {
+		name  string
+		first []byte
+		code  proto.ErrorCode
+	}{
+		{"first frame over 16 KiB", oversized[:], proto.CodeMalformed},
+		{"bad magic", badMagic, proto.CodeMalformed},
+		{"undefined key size", badKeySize, proto.CodeMalformed},
+		{"byte after the last field", trailing, proto.CodeMalformed},
+		{"ping as the first frame", proto.AppendFrame(nil, ping), proto.CodeMalformed},
+		{"identity without an identity key, key size 0", hello(func(h *proto.Hello) { h.Features = proto.FeatureServerIdentity }), proto.CodeHandshakeFailed},
+		{"identity without an identity key, key size 128", hello(func(h *proto.Hello) {
+			h.Features, h.KeySize = proto.FeatureServerIdentity, proto.KeySize(kex.KeySize128)
+		}), proto.CodeHandshakeFailed},
+		{"wrong route", hello(func(h *proto.Hello) { h.Route = "/auth" }), proto.CodeInvalidChainKey},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			nc := dialRaw(t, addr)
+			if _, err := nc.Write(tc.first); err != nil {
+				t.Fatalf("write: %v", err)
+			}
+			_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			fr := proto.NewFrameReader(nc, 0)
+			body, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("read the reply: %v", err)
+			}
+			m, err := proto.DecodeMessage(body)
+			if err != nil {
+				t.Fatalf("decode the reply: %v", err)
+			}
+			ack, isAck := m.(*proto.HelloAck)
+			if !isAck {
+				t.Fatalf("got %s %+v, want a refusing HelloAck", m.Type(), m)
+			}
+			if ack.Code != tc.code || ack.Version != proto.ProtocolVersion || ack.Features != 0 || ack.KeySize != 0 || ack.Nonce != ([proto.NonceSize]byte{}) {
+				t.Fatalf("HelloAck %+v, want code %v with zero features, key size and nonce", ack, tc.code)
+			}
+			if _, err := fr.ReadFrame(); err == nil {
+				t.Fatalf("a frame after the refusing HelloAck")
+			}
+			expectDocFailure(t, "### 6.2 ", tc.code)
+		})
+	}
+	frames := docSection(t, "## 2. ")
+	if !strings.Contains(frames, fmt.Sprint(maxHelloSize)) || !strings.Contains(frames, "`HelloAck{malformed}`") {
+		t.Errorf("PROTOCOL.md §2 does not give the first frame's limit (%d bytes) and its HelloAck{malformed}", maxHelloSize)
+	}
+	if !strings.Contains(docSection(t, "## 4. "), "never with `Fatal`") {
+		t.Errorf("PROTOCOL.md §4 does not say that a bad first frame gets a HelloAck, never Fatal")
+	}
+}
+
+// TestSubscribeFailures (point 7): every Error a Subscribe can get is
+// listed in §6.8, conflict (history from past the head) included.
+func TestSubscribeFailures(t *testing.T) {
+	ts := startServer(t, Config{}, chain.Config{}, storeOpts{})
+	c := dial(t, ts.addrs["v4"], "subfail", kex.KeySizeNone)
+	expect[*proto.Opened](c)
+	expect[*proto.Confirmed](c.appendCheck(0, 1, testEvents("e", 2)))
+	cases := []struct {
+		name string
+		m    proto.Subscribe
+		code proto.ErrorCode
+	}{
+		{"past the head", proto.Subscribe{History: true, From: 3}, proto.CodeConflict},
+		{"channel not open", proto.Subscribe{Channel: 4, Live: true}, proto.CodeUnknownChannel},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c.send(&tc.m)
+			e := expect[*proto.Error](c)
+			if e.Code != tc.code || e.Request != proto.TypeSubscribe || e.Channel != tc.m.Channel {
+				t.Fatalf("Error %+v, want %v", e, tc.code)
+			}
+			expectDocFailure(t, "### 6.8 ", tc.code)
+		})
+	}
+	c.send(&proto.Subscribe{History: true, From: 2}) // at the head: fine
+	expect[*proto.StartOfHistory](c)
+	expect[*proto.EndOfHistory](c)
+	c.send(&proto.Subscribe{Live: true})
+	expect[*proto.StartOfHistory](c)
+	expect[*proto.EndOfHistory](c)
+	c.send(&proto.Subscribe{Live: true})
+	if e := expect[*proto.Error](c); e.Code != proto.CodeAlreadySubscribed {
+		t.Fatalf("second Subscribe: %+v", e)
+	}
+	expectDocFailure(t, "### 6.8 ", proto.CodeAlreadySubscribed)
 }
