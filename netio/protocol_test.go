@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"slices"
@@ -365,4 +367,175 @@ func TestSubscribeFailures(t *testing.T) {
 		t.Fatalf("second Subscribe: %+v", e)
 	}
 	expectDocFailure(t, "### 6.8 ", proto.CodeAlreadySubscribed)
+}
+
+// TestChainKeyExamples (point 9): the server accepts and refuses exactly
+// the chain keys that PROTOCOL.md §5.1's examples say it does, on Open
+// and in the Hello.
+func TestChainKeyExamples(t *testing.T) {
+	sec := docSection(t, "### 5.1 ")
+	row := regexp.MustCompile("(?m)^\\| `([^`]+)` \\| (accepted|refused)[^|]*\\|$")
+	rows := row.FindAllStringSubmatch(sec, -1)
+	if len(rows) < 10 {
+		t.Fatalf("PROTOCOL.md §5.1 has %d chain key examples, want at least 10", len(rows))
+	}
+	ts := startServer(t, Config{MaxChannels: len(rows) + 1}, chain.Config{}, storeOpts{})
+	c := dial(t, ts.addrs["v4"], "", kex.KeySizeNone)
+	for i, r := range rows {
+		key, accepted := r[1], r[2] == "accepted"
+		ch := uint32(i + 1)
+		c.send(&proto.Open{Channel: ch, ChainKey: key})
+		switch m := c.recv().(type) {
+		case *proto.Opened:
+			if !accepted {
+				t.Errorf("Open %q: accepted; PROTOCOL.md says refused", key)
+			}
+		case *proto.Error:
+			if accepted || m.Code != proto.CodeInvalidChainKey {
+				t.Errorf("Open %q: %v (%s); PROTOCOL.md says %s", key, m.Code, m.Reason, r[2])
+			}
+		default:
+			t.Fatalf("Open %q: got %s", key, m.Type())
+		}
+		_, err := tryDial(t, ts.addrs["v4"], key, kex.KeySizeNone)
+		var ce *proto.CodeError
+		if accepted != (err == nil) || !accepted && (!errors.As(err, &ce) || ce.Code != proto.CodeInvalidChainKey) {
+			t.Errorf("Hello with %q: %v; PROTOCOL.md says %s", key, err, r[2])
+		}
+	}
+}
+
+// TestLockRules (point 9): locks are re-entrant without counting, owned by
+// the connection per chain (a Close of another channel on the chain keeps
+// them, the Close of the last one releases them), and released before the
+// server's end of stream reaches a client that half-closed.
+func TestLockRules(t *testing.T) {
+	ts := startServer(t, Config{}, chain.Config{}, storeOpts{})
+	addr := ts.addrs["v4"]
+	a := dial(t, addr, "locks/x", kex.KeySizeNone)
+	expect[*proto.Opened](a)
+	b := dial(t, addr, "locks/x", kex.KeySizeNone)
+	expect[*proto.Opened](b)
+	var id uint64
+	lock := func(c *tclient, ch uint32, key uint64, unlock bool) proto.ErrorCode {
+		t.Helper()
+		id++
+		if unlock {
+			c.send(&proto.Unlock{Channel: ch, ID: id, Key: key})
+		} else {
+			c.send(&proto.Lock{Channel: ch, ID: id, Key: key})
+		}
+		r := expect[*proto.LockResult](c)
+		if r.ID != id || r.Key != key || r.Channel != ch {
+			t.Fatalf("LockResult %+v for request %d on channel %d, key %d", r, id, ch, key)
+		}
+		return r.Code
+	}
+	steps := []struct {
+		name   string
+		c      *tclient
+		ch     uint32
+		key    uint64
+		unlock bool
+		want   proto.ErrorCode
+	}{
+		{"lock", a, 0, 1, false, proto.CodeOK},
+		{"lock again: ok", a, 0, 1, false, proto.CodeOK},
+		{"another connection", b, 0, 1, false, proto.CodeLockHeld},
+		{"another connection's unlock", b, 0, 1, true, proto.CodeNotLockOwner},
+		{"one unlock releases", a, 0, 1, true, proto.CodeOK},
+		{"unlock of a free key", a, 0, 1, true, proto.CodeNotLockOwner},
+		{"free for the other connection", b, 0, 1, false, proto.CodeOK},
+		{"lock for the channel test", a, 0, 2, false, proto.CodeOK},
+	}
+	for _, s := range steps {
+		if got := lock(s.c, s.ch, s.key, s.unlock); got != s.want {
+			t.Fatalf("%s: %v, want %v", s.name, got, s.want)
+		}
+	}
+	// Channel 3 on the same chain: its Close keeps the lock taken on 0,
+	// and a lock taken through 3 can be released through 0.
+	a.send(&proto.Open{Channel: 3, ChainKey: "locks/x"})
+	expect[*proto.Opened](a)
+	if got := lock(a, 3, 5, false); got != proto.CodeOK {
+		t.Fatalf("lock through channel 3: %v", got)
+	}
+	a.send(&proto.Close{Channel: 3})
+	expect[*proto.Closed](a)
+	if got := lock(b, 0, 2, false); got != proto.CodeLockHeld {
+		t.Fatalf("lock taken on channel 0 after Close of channel 3: %v, want lock held", got)
+	}
+	if got := lock(a, 0, 5, true); got != proto.CodeOK {
+		t.Fatalf("unlock through channel 0 of a lock taken through 3: %v", got)
+	}
+	// The connection's end: a client that half-closes and waits for the
+	// server's end of stream finds its locks released.
+	a.nc.(*net.TCPConn).CloseWrite()
+	a.expectClosed()
+	if got := lock(b, 0, 2, false); got != proto.CodeOK {
+		t.Fatalf("lock after the holder's connection ended: %v, want ok at once", got)
+	}
+	for _, code := range []proto.ErrorCode{proto.CodeLockHeld, proto.CodeNotLockOwner, proto.CodeUnknownChannel} {
+		expectDocFailure(t, "### 6.17 ", code)
+	}
+	if sec := docSection(t, "### 6.17 "); !strings.Contains(sec, "owned by the connection") || !strings.Contains(sec, "one Unlock releases") {
+		t.Errorf("PROTOCOL.md §6.17 does not state lock ownership and re-entry")
+	}
+}
+
+// TestTruncatedFrameClosesSilently (point 9): a stream that ends inside a
+// frame is closed without a Fatal, as §2 says.
+func TestTruncatedFrameClosesSilently(t *testing.T) {
+	ts := startServer(t, Config{}, chain.Config{}, storeOpts{})
+	c := dial(t, ts.addrs["v4"], "", kex.KeySizeNone)
+	var hdr [4]byte
+	binary.LittleEndian.PutUint32(hdr[:], 100)
+	_, _ = c.nc.Write(append(hdr[:], 1, 2, 3))
+	c.nc.(*net.TCPConn).CloseWrite()
+	if f := c.expectClosed(); f != nil {
+		t.Fatalf("Fatal %+v after a truncated frame, want a close without one", f)
+	}
+	if !strings.Contains(docSection(t, "## 2. "), "closes a truncated connection without a `Fatal`") {
+		t.Errorf("PROTOCOL.md §2 does not say a truncated connection is closed without a Fatal")
+	}
+}
+
+// TestProtocolDocLimits (point 9): §9 gives every limit and timeout a
+// client can meet, with the server's defaults.
+func TestProtocolDocLimits(t *testing.T) {
+	cfg := Config{}
+	cfg.setDefaults()
+	sec := docSection(t, "## 9. ")
+	rows := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^\| ([^|]+) \| ([^|]+) \| [^|]+ \|$`).FindAllStringSubmatch(sec, -1) {
+		rows[strings.TrimSpace(m[1])] = m[2]
+	}
+	secs := func(d time.Duration) string { return fmt.Sprintf("%d s", int(d.Seconds())) }
+	cases := []struct{ row, want string }{
+		{"first frame (the Hello)", fmt.Sprintf("%d bytes", maxHelloSize)},
+		{"frame body", "8 MiB"},
+		{"channels per connection", fmt.Sprintf("default %d", cfg.MaxChannels)},
+		{"connections", fmt.Sprintf("default %d", cfg.MaxConnections)},
+		{"replies outstanding per connection (Appends in flight included)", fmt.Sprintf("default %d", cfg.MaxPending)},
+		{"Hello and key exchange", "default " + secs(cfg.HandshakeTimeout)},
+		{"silence from the client", "default " + secs(cfg.IdleTimeout)},
+		{"silence from the client", "a `Ping` after " + secs(cfg.IdleTimeout/2)},
+		{"a client that reads nothing", "default " + secs(cfg.WriteTimeout)},
+		{"opening a chain (Open, channel 0)", secs(openTimeout)},
+		{"duplicate window", "default 65536"},              // chain.Config.DedupWindow's default
+		{"client time ahead of the server's clock", "2 s"}, // chain.Config.MaxClockSkew's default
+	}
+	if cfg.MaxFrameSize != 8<<20 {
+		t.Errorf("MaxFrameSize default %d, the test expects 8 MiB", cfg.MaxFrameSize)
+	}
+	for _, tc := range cases {
+		got, ok := rows[tc.row]
+		if !ok {
+			t.Errorf("PROTOCOL.md §9 has no row %q", tc.row)
+			continue
+		}
+		if !strings.Contains(got, tc.want) {
+			t.Errorf("PROTOCOL.md §9 %q says %q, want it to give %q", tc.row, strings.TrimSpace(got), tc.want)
+		}
+	}
 }
