@@ -338,8 +338,10 @@ func (c *Chain) append(w *Writer, t uint64, req AppendRequest, done func(Result)
 	refuse := func(code Code, index int, head uint64, reason string) (Result, int64, bool) {
 		return Result{Err: &CommitError{Code: code, Index: index, Head: head, Reason: reason}}, -1, false
 	}
+	// Refusals before c.mu is taken still carry the chain's next offset:
+	// a client reads Head on every CommitError, whatever the code.
 	if len(req.Events) > c.cfg.MaxBatchEvents {
-		return refuse(CodeTooLarge, -1, 0, fmt.Sprintf("batch of %d events, at most %d allowed", len(req.Events), c.cfg.MaxBatchEvents))
+		return refuse(CodeTooLarge, -1, c.nextOffset(), fmt.Sprintf("batch of %d events, at most %d allowed", len(req.Events), c.cfg.MaxBatchEvents))
 	}
 	scratch := getEvents(len(req.Events))
 	defer putEvents(scratch)
@@ -350,20 +352,20 @@ func (c *Chain) append(w *Writer, t uint64, req AppendRequest, done func(Result)
 		size += len(p)
 		ev := &events[i]
 		if err := inspect(p, ev); err != nil {
-			return refuse(CodeInvalid, i, 0, err.Error())
+			return refuse(CodeInvalid, i, c.nextOffset(), err.Error())
 		}
 		if t, ok := ev.Time(); ok && t.After(limit) {
-			return refuse(CodeFuture, i, 0, fmt.Sprintf("client timestamp %s is more than %s ahead of the server clock",
+			return refuse(CodeFuture, i, c.nextOffset(), fmt.Sprintf("client timestamp %s is more than %s ahead of the server clock",
 				t.UTC().Format(time.RFC3339Nano), c.cfg.MaxClockSkew))
 		}
 		for j := range i {
 			if events[j].Hash == ev.Hash {
-				return refuse(CodeDuplicate, i, 0, fmt.Sprintf("same event as event %d of the batch", j))
+				return refuse(CodeDuplicate, i, c.nextOffset(), fmt.Sprintf("same event as event %d of the batch", j))
 			}
 		}
 	}
 	if size > c.cfg.MaxBatchBytes {
-		return refuse(CodeTooLarge, -1, 0, fmt.Sprintf("batch of %d bytes, at most %d allowed", size, c.cfg.MaxBatchBytes))
+		return refuse(CodeTooLarge, -1, c.nextOffset(), fmt.Sprintf("batch of %d bytes, at most %d allowed", size, c.cfg.MaxBatchBytes))
 	}
 
 	c.mu.Lock()

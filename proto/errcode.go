@@ -38,8 +38,9 @@ const (
 	CodeHandshakeFailed    ErrorCode = 24 // key exchange or server identity check failed
 	CodeAborted            ErrorCode = 25 // an earlier Append of the channel failed; see Append.Restart
 	CodeNoSuchChain        ErrorCode = 26 // the chain does not exist and the connection asked not to create chains
+	CodeDuplicate          ErrorCode = 27 // an event of an Append is already stored, or twice in it, and the batch is not an exact retry
 
-	numCodes = 27
+	numCodes = 28
 )
 
 var codeNames = [numCodes]string{
@@ -70,6 +71,7 @@ var codeNames = [numCodes]string{
 	CodeHandshakeFailed:    "handshake failed",
 	CodeAborted:            "aborted",
 	CodeNoSuchChain:        "no such chain",
+	CodeDuplicate:          "duplicate",
 }
 
 // AllErrorCodes returns every defined code in ascending order.

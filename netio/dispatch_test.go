@@ -471,3 +471,45 @@ func testInlineAppendBesideSubscription(t *testing.T, size kex.KeySize) {
 		t.Fatalf("feeder confirmed %d batches, subscription delivered %d events: the test exercised nothing", n, events)
 	}
 }
+
+// TestResubscribeAfterEndOfHistory: a history-only subscription has ended
+// once its EndOfHistory is out, so a Subscribe sent as soon as the client
+// reads EndOfHistory starts a new one (§6.8), every time. The subscription
+// used to mark itself ended only after it had handed EndOfHistory over,
+// so a quick client could get "already subscribed".
+func TestResubscribeAfterEndOfHistory(t *testing.T) {
+	ts := startServer(t, Config{}, chain.Config{}, storeOpts{})
+	c := dial(t, ts.addrs["v4"], "resubscribe", kex.KeySizeNone)
+	expect[*proto.Opened](c)
+	expect[*proto.Confirmed](c.appendCheck(0, 1, testEvents("h", 2)))
+	rounds := 3000
+	if testing.Short() {
+		rounds = 300
+	}
+	for i := range rounds {
+		c.send(&proto.Subscribe{Channel: 0, History: true})
+		m := c.recv()
+		if _, ok := m.(*proto.StartOfHistory); !ok {
+			t.Fatalf("round %d: got %s %+v, want StartOfHistory", i, m.Type(), m)
+		}
+		for {
+			m := c.recv()
+			if _, ok := m.(*proto.Events); ok {
+				continue
+			}
+			if e, ok := m.(*proto.EndOfHistory); !ok || e.Next != 2 {
+				t.Fatalf("round %d: got %s %+v, want EndOfHistory{next 2}", i, m.Type(), m)
+			}
+			break
+		}
+	}
+	// And Unsubscribe right after EndOfHistory finds nothing to end.
+	c.send(&proto.Subscribe{Channel: 0, History: true})
+	expect[*proto.StartOfHistory](c)
+	expect[*proto.Events](c)
+	expect[*proto.EndOfHistory](c)
+	c.send(&proto.Unsubscribe{Channel: 0})
+	if e := expect[*proto.Error](c); e.Code != proto.CodeNotSubscribed {
+		t.Fatalf("Unsubscribe after EndOfHistory: %+v, want not subscribed", e)
+	}
+}
