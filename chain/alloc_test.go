@@ -76,8 +76,8 @@ type appendBench struct {
 
 func newAppendBench(tb testing.TB) *appendBench {
 	a := &appendBench{log: &stubLog{}}
-	cfg := chain.Config{Root: tb.TempDir(), Logger: quietLogger(),
-		Open: func(string) (chain.Log, error) { return a.log, nil }}
+	cfg := chain.Config{Logger: quietLogger(),
+		Store: openFunc(func(chain.Key) (chain.Log, error) { return a.log, nil })}
 	r, err := chain.NewRegistry(cfg)
 	if err != nil {
 		tb.Fatal(err)

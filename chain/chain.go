@@ -187,7 +187,6 @@ func (b *batch) logDone(first uint64, err error) { b.c.committed(b, first, err) 
 // are safe for concurrent use.
 type Chain struct {
 	key Key
-	dir string
 	log Log
 	ic  inlineCommitter // log, when it can commit inline; nil otherwise
 	cfg *Config
@@ -217,10 +216,9 @@ type Chain struct {
 	subs atomic.Int64 // open subscriptions, for stats
 }
 
-func openChain(key Key, dir string, log Log, cfg *Config) (*Chain, error) {
+func openChain(key Key, log Log, cfg *Config) (*Chain, error) {
 	c := &Chain{
 		key:   key,
-		dir:   dir,
 		log:   log,
 		cfg:   cfg,
 		next:  log.Head(),
@@ -333,9 +331,6 @@ func (c *Chain) readable(off uint64) bool {
 // Key returns the chain's key.
 func (c *Chain) Key() Key { return c.key }
 
-// Dir returns the directory that holds the chain's log.
-func (c *Chain) Dir() string { return c.dir }
-
 // Head returns the next offset to be acknowledged: every event below it is
 // durable and visible to subscribers.
 func (c *Chain) Head() uint64 { return c.log.Head() }
@@ -393,8 +388,10 @@ func (c *Chain) append(w *Writer, t uint64, req AppendRequest, done func(Result)
 	refuse := func(code Code, index int, head uint64, reason string) (Result, int64, bool) {
 		return Result{Err: &CommitError{Code: code, Index: index, Head: head, Reason: reason}}, -1, false
 	}
+	// Refusals before c.mu is taken still carry the chain's next offset:
+	// a client reads Head on every CommitError, whatever the code.
 	if len(req.Events) > c.cfg.MaxBatchEvents {
-		return refuse(CodeTooLarge, -1, 0, fmt.Sprintf("batch of %d events, at most %d allowed", len(req.Events), c.cfg.MaxBatchEvents))
+		return refuse(CodeTooLarge, -1, c.nextOffset(), fmt.Sprintf("batch of %d events, at most %d allowed", len(req.Events), c.cfg.MaxBatchEvents))
 	}
 	scratch := getEvents(len(req.Events))
 	defer putEvents(scratch)
@@ -405,20 +402,20 @@ func (c *Chain) append(w *Writer, t uint64, req AppendRequest, done func(Result)
 		size += len(p)
 		ev := &events[i]
 		if err := inspect(p, ev); err != nil {
-			return refuse(CodeInvalid, i, 0, err.Error())
+			return refuse(CodeInvalid, i, c.nextOffset(), err.Error())
 		}
 		if t, ok := ev.Time(); ok && t.After(limit) {
-			return refuse(CodeFuture, i, 0, fmt.Sprintf("client timestamp %s is more than %s ahead of the server clock",
+			return refuse(CodeFuture, i, c.nextOffset(), fmt.Sprintf("client timestamp %s is more than %s ahead of the server clock",
 				t.UTC().Format(time.RFC3339Nano), c.cfg.MaxClockSkew))
 		}
 		for j := range i {
 			if events[j].Hash == ev.Hash {
-				return refuse(CodeDuplicate, i, 0, fmt.Sprintf("same event as event %d of the batch", j))
+				return refuse(CodeDuplicate, i, c.nextOffset(), fmt.Sprintf("same event as event %d of the batch", j))
 			}
 		}
 	}
 	if size > c.cfg.MaxBatchBytes {
-		return refuse(CodeTooLarge, -1, 0, fmt.Sprintf("batch of %d bytes, at most %d allowed", size, c.cfg.MaxBatchBytes))
+		return refuse(CodeTooLarge, -1, c.nextOffset(), fmt.Sprintf("batch of %d bytes, at most %d allowed", size, c.cfg.MaxBatchBytes))
 	}
 
 	c.mu.Lock()

@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,11 +19,11 @@ func TestRegistrySharesConcurrentOpens(t *testing.T) {
 	var opens atomic.Int32
 	release := make(chan struct{})
 	store := &memStore{}
-	r := newTestRegistry(t, chain.Config{Open: func(dir string) (chain.Log, error) {
+	r := newTestRegistry(t, chain.Config{Store: openFunc(func(key chain.Key) (chain.Log, error) {
 		opens.Add(1)
 		<-release
-		return store.open(dir)
-	}})
+		return store.Open(key)
+	})})
 	const n = 20
 	handles := make([]*chain.Handle, n)
 	var wg sync.WaitGroup
@@ -57,12 +54,12 @@ func TestRegistrySharesConcurrentOpens(t *testing.T) {
 func TestRegistryOpenDoesNotBlockOthers(t *testing.T) {
 	store := &memStore{}
 	slow := make(chan struct{})
-	r := newTestRegistry(t, chain.Config{Open: func(dir string) (chain.Log, error) {
-		if filepath.Base(filepath.Dir(dir)) == "slow" {
+	r := newTestRegistry(t, chain.Config{Store: openFunc(func(key chain.Key) (chain.Log, error) {
+		if key.String() == "slow" {
 			<-slow
 		}
-		return store.open(dir)
-	}})
+		return store.Open(key)
+	})})
 	defer close(slow)
 	slowDone := make(chan error, 1)
 	go func() {
@@ -96,15 +93,8 @@ func TestRegistryOpenDoesNotBlockOthers(t *testing.T) {
 
 func TestRegistryIdleClose(t *testing.T) {
 	store := &memStore{}
-	r := newTestRegistry(t, chain.Config{Open: store.open, IdleGrace: 20 * time.Millisecond})
+	r := newTestRegistry(t, chain.Config{Store: store, IdleGrace: 20 * time.Millisecond})
 	h := acquire(t, r, "idle/db", &chain.Owner{})
-	dir := h.Dir()
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		t.Fatalf("chain directory %q: %v", dir, err)
-	}
-	if want := filepath.Join(r.Root(), "idle", "db", chain.LogDirName); dir != want {
-		t.Fatalf("Dir = %q, want %q", dir, want)
-	}
 	time.Sleep(60 * time.Millisecond)
 	if got := r.Stats().Open; got != 1 {
 		t.Fatalf("chain in use closed: open = %d", got)
@@ -132,30 +122,9 @@ func TestRegistryIdleClose(t *testing.T) {
 	}
 }
 
-func TestRegistryRefusesSymlinkOutside(t *testing.T) {
-	store := &memStore{}
-	root := t.TempDir()
-	outside := t.TempDir()
-	if err := os.Symlink(outside, filepath.Join(root, "evil")); err != nil {
-		t.Skipf("symlink: %v", err)
-	}
-	r := newTestRegistry(t, chain.Config{Root: root, Open: store.open})
-	_, err := r.Acquire(context.Background(), mustKey(t, "evil/db"), &chain.Owner{})
-	if err == nil {
-		t.Fatal("Acquire through a symlink leading outside the logs path succeeded")
-	}
-	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
-		t.Fatalf("something was created outside the logs path: %v", entries)
-	}
-	// The failed open is not cached: the registry still works.
-	h := acquire(t, r, "good", &chain.Owner{})
-	h.Release()
-}
-
 func TestRegistryAcquireExisting(t *testing.T) {
 	store := &memStore{}
-	root := t.TempDir()
-	r := newTestRegistry(t, chain.Config{Root: root, Open: store.open, IdleGrace: time.Millisecond})
+	r := newTestRegistry(t, chain.Config{Store: store, IdleGrace: time.Millisecond})
 	ctx := context.Background()
 	// Neither open nor stored: refused, and nothing is created, not even
 	// the directory of a parent segment.
@@ -164,8 +133,8 @@ func TestRegistryAcquireExisting(t *testing.T) {
 			t.Fatalf("AcquireExisting(%s) = %v, want ErrNotFound", k, err)
 		}
 	}
-	if entries, _ := os.ReadDir(root); len(entries) != 0 || store.opens != 0 {
-		t.Fatalf("AcquireExisting created %v (opens %d)", entries, store.opens)
+	if store.opens != 0 {
+		t.Fatalf("AcquireExisting opened %d logs", store.opens)
 	}
 	// A key whose parent is a chain is not a chain itself.
 	h := acquire(t, r, "a/b", &chain.Owner{})
@@ -200,12 +169,12 @@ func TestRegistryAcquireExisting(t *testing.T) {
 func TestRegistryOpenError(t *testing.T) {
 	fail := true
 	store := &memStore{}
-	r := newTestRegistry(t, chain.Config{Open: func(dir string) (chain.Log, error) {
+	r := newTestRegistry(t, chain.Config{Store: openFunc(func(key chain.Key) (chain.Log, error) {
 		if fail {
 			return nil, errors.New("disk on fire")
 		}
-		return store.open(dir)
-	}})
+		return store.Open(key)
+	})})
 	if _, err := r.Acquire(context.Background(), mustKey(t, "x"), &chain.Owner{}); err == nil || !bytes.Contains([]byte(err.Error()), []byte("disk on fire")) {
 		t.Fatalf("Acquire = %v, want the open error", err)
 	}
@@ -216,7 +185,7 @@ func TestRegistryOpenError(t *testing.T) {
 
 func TestAppendConfirmsOnlyWhenDurable(t *testing.T) {
 	store := &memStore{opts: memlog.Options{Hold: true}}
-	r := newTestRegistry(t, chain.Config{Open: store.open})
+	r := newTestRegistry(t, chain.Config{Store: store})
 	h := acquire(t, r, "c", &chain.Owner{})
 	defer h.Release()
 	w := chain.NewWriter(h.Owner())
@@ -230,7 +199,7 @@ func TestAppendConfirmsOnlyWhenDurable(t *testing.T) {
 	if h.Head() != 0 {
 		t.Fatalf("Head = %d before durable", h.Head())
 	}
-	store.get(h.Dir()).Release(1)
+	store.get(h.Key()).Release(1)
 	res := <-got
 	if res.Err != nil || res.First != 0 || res.Count != 3 {
 		t.Fatalf("result %+v, want offsets 0..2", res)
@@ -242,11 +211,11 @@ func TestAppendConfirmsOnlyWhenDurable(t *testing.T) {
 
 func TestAppendRetryReturnsOriginalOffsets(t *testing.T) {
 	store := &memStore{opts: memlog.Options{Hold: true}}
-	r := newTestRegistry(t, chain.Config{Open: store.open})
+	r := newTestRegistry(t, chain.Config{Store: store})
 	h := acquire(t, r, "c", &chain.Owner{})
 	defer h.Release()
 	w := chain.NewWriter(h.Owner())
-	store.get(h.Dir()).Release(-1)
+	store.get(h.Key()).Release(-1)
 	appendWait(t, h, w, chain.AppendRequest{Events: testEvents("pre", 2)})
 
 	// Hold the original: the retry must wait for it, then get its offsets.
@@ -277,7 +246,7 @@ func TestAppendRetryReturnsOriginalOffsets(t *testing.T) {
 
 func TestAppendRetryWaitsForInFlightOriginal(t *testing.T) {
 	store := &memStore{opts: memlog.Options{Hold: true}}
-	r := newTestRegistry(t, chain.Config{Open: store.open})
+	r := newTestRegistry(t, chain.Config{Store: store})
 	h := acquire(t, r, "c", &chain.Owner{})
 	defer h.Release()
 	w1, w2 := chain.NewWriter(h.Owner()), chain.NewWriter(h.Owner())
@@ -291,7 +260,7 @@ func TestAppendRetryWaitsForInFlightOriginal(t *testing.T) {
 		t.Fatalf("retry answered before the original is durable: %+v", r)
 	case <-time.After(20 * time.Millisecond):
 	}
-	store.get(h.Dir()).Release(1)
+	store.get(h.Key()).Release(1)
 	if r := <-first; r.Err != nil || r.First != 0 {
 		t.Fatalf("original %+v", r)
 	}
@@ -302,7 +271,7 @@ func TestAppendRetryWaitsForInFlightOriginal(t *testing.T) {
 
 func TestAppendRefusals(t *testing.T) {
 	store := &memStore{}
-	r := newTestRegistry(t, chain.Config{Open: store.open, MaxBatchEvents: 5, MaxBatchBytes: 1000})
+	r := newTestRegistry(t, chain.Config{Store: store, MaxBatchEvents: 5, MaxBatchBytes: 1000})
 	h := acquire(t, r, "c", &chain.Owner{})
 	defer h.Release()
 	stored := testEvents("s", 2)
@@ -334,8 +303,8 @@ func TestAppendRefusals(t *testing.T) {
 			if res.Err.Code != tc.code || res.Err.Index != tc.index {
 				t.Fatalf("refused with %v (index %d), want %v (index %d): %s", res.Err.Code, res.Err.Index, tc.code, tc.index, res.Err.Reason)
 			}
-			if tc.code == chain.CodeConflict && res.Err.Head != 2 {
-				t.Fatalf("conflict head = %d, want 2", res.Err.Head)
+			if res.Err.Head != 2 {
+				t.Fatalf("head = %d, want 2 (the chain's next offset, on every refusal)", res.Err.Head)
 			}
 		})
 	}
@@ -355,7 +324,7 @@ func TestAppendRefusals(t *testing.T) {
 
 func TestPipelineAbortsAfterFailure(t *testing.T) {
 	store := &memStore{opts: memlog.Options{Hold: true}}
-	r := newTestRegistry(t, chain.Config{Open: store.open})
+	r := newTestRegistry(t, chain.Config{Store: store})
 	h := acquire(t, r, "c", &chain.Owner{})
 	defer h.Release()
 	w := chain.NewWriter(h.Owner())
@@ -370,7 +339,7 @@ func TestPipelineAbortsAfterFailure(t *testing.T) {
 		results[i] = make(chan chain.Result, 1)
 		h.Append(w, req, func(r chain.Result) { results[i] <- r })
 	}
-	store.get(h.Dir()).Release(-1)
+	store.get(h.Key()).Release(-1)
 	if r := <-results[0]; r.Err != nil || r.First != 0 {
 		t.Fatalf("batch 1: %+v", r)
 	}
@@ -394,13 +363,13 @@ func TestPipelineAbortsAfterFailure(t *testing.T) {
 
 func TestPoisonFailsInFlightAndLater(t *testing.T) {
 	store := &memStore{opts: memlog.Options{Hold: true}}
-	r := newTestRegistry(t, chain.Config{Open: store.open, IdleGrace: time.Millisecond})
+	r := newTestRegistry(t, chain.Config{Store: store, IdleGrace: time.Millisecond})
 	h := acquire(t, r, "c", &chain.Owner{})
 	w := chain.NewWriter(h.Owner())
 	a, b := make(chan chain.Result, 1), make(chan chain.Result, 1)
 	h.Append(w, chain.AppendRequest{Events: testEvents("a", 1)}, func(r chain.Result) { a <- r })
 	h.Append(chain.NewWriter(h.Owner()), chain.AppendRequest{Events: testEvents("b", 1)}, func(r chain.Result) { b <- r })
-	store.get(h.Dir()).Poison(errors.New("fsync: input/output error"))
+	store.get(h.Key()).Poison(errors.New("fsync: input/output error"))
 	for _, ch := range []chan chain.Result{a, b} {
 		if r := <-ch; r.Err == nil || r.Err.Code != chain.CodeStorage {
 			t.Fatalf("in-flight batch: %+v, want storage failure", r)
@@ -424,7 +393,7 @@ func TestPoisonFailsInFlightAndLater(t *testing.T) {
 
 func TestBarrierWaitsForEarlierBatches(t *testing.T) {
 	store := &memStore{opts: memlog.Options{Hold: true}}
-	r := newTestRegistry(t, chain.Config{Open: store.open})
+	r := newTestRegistry(t, chain.Config{Store: store})
 	h := acquire(t, r, "c", &chain.Owner{})
 	defer h.Release()
 	w := chain.NewWriter(h.Owner())
@@ -436,7 +405,7 @@ func TestBarrierWaitsForEarlierBatches(t *testing.T) {
 		t.Fatalf("barrier passed before earlier batch was durable: %+v", r)
 	case <-time.After(20 * time.Millisecond):
 	}
-	store.get(h.Dir()).Release(1)
+	store.get(h.Key()).Release(1)
 	if r := <-barrier; r.Err != nil || r.First != 2 || r.Count != 0 {
 		t.Fatalf("barrier %+v, want first 2 count 0", r)
 	}
@@ -456,7 +425,7 @@ func (rejectSecond) Validate(_ chain.Key, _ *chain.Writer, events []chain.Event)
 
 func TestValidatorHook(t *testing.T) {
 	store := &memStore{}
-	r := newTestRegistry(t, chain.Config{Open: store.open, Validator: rejectSecond{}})
+	r := newTestRegistry(t, chain.Config{Store: store, Validator: rejectSecond{}})
 	h := acquire(t, r, "c", &chain.Owner{})
 	defer h.Release()
 	res := appendWait(t, h, chain.NewWriter(h.Owner()), chain.AppendRequest{Events: testEvents("v", 2)})
@@ -470,7 +439,7 @@ func TestValidatorHook(t *testing.T) {
 
 func TestSubscribeHistoryThenLiveNoGapNoDuplicate(t *testing.T) {
 	store := &memStore{}
-	r := newTestRegistry(t, chain.Config{Open: store.open, BatchEvents: 7})
+	r := newTestRegistry(t, chain.Config{Store: store, BatchEvents: 7})
 	h := acquire(t, r, "c", &chain.Owner{})
 	defer h.Release()
 	w := chain.NewWriter(h.Owner())
@@ -555,7 +524,7 @@ func TestSubscribeModes(t *testing.T) {
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	store := &memStore{opts: memlog.Options{Now: clock}}
-	r := newTestRegistry(t, chain.Config{Open: store.open})
+	r := newTestRegistry(t, chain.Config{Store: store})
 	h := acquire(t, r, "c", &chain.Owner{})
 	defer h.Release()
 	w := chain.NewWriter(h.Owner())
@@ -624,7 +593,7 @@ func TestSubscribeModes(t *testing.T) {
 
 func TestLocksOwnedByConnection(t *testing.T) {
 	store := &memStore{}
-	r := newTestRegistry(t, chain.Config{Open: store.open})
+	r := newTestRegistry(t, chain.Config{Store: store})
 	a, b := &chain.Owner{Name: "a"}, &chain.Owner{Name: "b"}
 	ha := acquire(t, r, "c", a)
 	ha2 := acquire(t, r, "c", a) // a second channel of the same connection
@@ -659,8 +628,7 @@ func TestLocksOwnedByConnection(t *testing.T) {
 
 func TestCloseFinishesInFlightAppends(t *testing.T) {
 	store := &memStore{opts: memlog.Options{Delay: 20 * time.Millisecond}}
-	root := t.TempDir()
-	r, err := chain.NewRegistry(chain.Config{Root: root, Open: store.open, Logger: quietLogger()})
+	r, err := chain.NewRegistry(chain.Config{Store: store, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -688,7 +656,7 @@ func TestCloseFinishesInFlightAppends(t *testing.T) {
 
 func TestWriterResultsInOrder(t *testing.T) {
 	store := &memStore{opts: memlog.Options{Hold: true}}
-	r := newTestRegistry(t, chain.Config{Open: store.open})
+	r := newTestRegistry(t, chain.Config{Store: store})
 	h := acquire(t, r, "c", &chain.Owner{})
 	defer h.Release()
 	w := chain.NewWriter(h.Owner())
@@ -713,48 +681,11 @@ func TestWriterResultsInOrder(t *testing.T) {
 		t.Fatalf("refusals delivered before the earlier batch was answered: %v", order)
 	}
 	mu.Unlock()
-	store.get(h.Dir()).Release(1)
+	store.get(h.Key()).Release(1)
 	for range 3 {
 		<-done
 	}
 	if fmt.Sprint(order) != "[0 1 2]" {
 		t.Fatalf("results delivered in order %v, want [0 1 2]", order)
-	}
-}
-
-// TestRegistryMakesNewDirectoriesDurable: opening a new nested chain
-// fsyncs the parent of every directory it creates (the logs path for the
-// first segment, and so on down to the log's own directory), and opening
-// it again creates and syncs nothing.
-func TestRegistryMakesNewDirectoriesDurable(t *testing.T) {
-	var mu sync.Mutex
-	var synced []string
-	chain.SetSyncDirHook(func(rel string) {
-		mu.Lock()
-		synced = append(synced, rel)
-		mu.Unlock()
-	})
-	defer chain.SetSyncDirHook(nil)
-	store := &memStore{}
-	r := newTestRegistry(t, chain.Config{Open: store.open})
-	o := &chain.Owner{}
-	h := acquire(t, r, "team/app/notes", o)
-	h.Release()
-	want := []string{filepath.Join("team", "app", "notes"), filepath.Join("team", "app"), "team", "."}
-	mu.Lock()
-	got := append([]string(nil), synced...)
-	synced = nil
-	mu.Unlock()
-	if !slices.Equal(got, want) {
-		t.Fatalf("directories synced when the chain was created: %q, want %q", got, want)
-	}
-	h = acquire(t, r, "team/app/notes", o)
-	h.Release()
-	h = acquire(t, r, "team/other", o) // shares "team": only the new ones
-	h.Release()
-	mu.Lock()
-	defer mu.Unlock()
-	if want := []string{filepath.Join("team", "other"), "team"}; !slices.Equal(synced, want) {
-		t.Fatalf("directories synced for a reopen and a sibling chain: %q, want %q", synced, want)
 	}
 }

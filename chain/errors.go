@@ -29,7 +29,7 @@ type Code uint8
 const (
 	CodeInvalid   Code = iota + 1 // an event does not decode or breaks a structural rule
 	CodeFuture                    // an event's client timestamp is too far in the future
-	CodeDuplicate                 // an event is already stored (and the batch is not a pure retry)
+	CodeDuplicate                 // an event is already stored, or twice in the batch, and the batch is not a pure retry
 	CodeConflict                  // the expected next offset does not hold
 	CodeRejected                  // the validation hook refused an event
 	CodeAborted                   // an earlier batch of the same writer failed
@@ -68,7 +68,7 @@ func (c Code) String() string {
 type CommitError struct {
 	Code   Code
 	Index  int    // index of the failing event in the batch, -1 if the batch as a whole
-	Head   uint64 // the chain's next offset when refused (meaningful for CodeConflict)
+	Head   uint64 // the chain's next offset when refused, whatever the code (CodeStorage from the log: where the batch would have started)
 	Reason string // human-readable, safe to send to the client
 }
 

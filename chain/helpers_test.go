@@ -26,36 +26,46 @@ func testEvents(prefix string, n int) [][]byte {
 
 type memStore struct {
 	mu    sync.Mutex
-	logs  map[string]*memlog.Log // by dir; reopened logs keep their records
+	logs  map[chain.Key]*memlog.Log // the last log opened for each key
 	opts  memlog.Options
 	opens int
 }
 
-func (m *memStore) open(dir string) (chain.Log, error) {
+func (m *memStore) Open(key chain.Key) (chain.Log, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.opens++
 	l := memlog.New(m.opts)
 	if m.logs == nil {
-		m.logs = map[string]*memlog.Log{}
+		m.logs = map[chain.Key]*memlog.Log{}
 	}
-	m.logs[dir] = l
+	m.logs[key] = l
 	return l, nil
 }
 
-func (m *memStore) get(dir string) *memlog.Log {
+func (m *memStore) Exists(key chain.Key) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.logs[dir]
+	_, ok := m.logs[key]
+	return ok, nil
 }
+
+func (m *memStore) get(key chain.Key) *memlog.Log {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.logs[key]
+}
+
+// openFunc is a chain.Store made of an open function (Exists: never).
+type openFunc func(key chain.Key) (chain.Log, error)
+
+func (f openFunc) Open(key chain.Key) (chain.Log, error) { return f(key) }
+func (f openFunc) Exists(chain.Key) (bool, error)        { return false, nil }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func newTestRegistry(t *testing.T, cfg chain.Config) *chain.Registry {
 	t.Helper()
-	if cfg.Root == "" {
-		cfg.Root = t.TempDir()
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()
 	}

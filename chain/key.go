@@ -37,7 +37,8 @@ func (k Key) String() string { return k.s }
 func (k Key) IsZero() bool { return k.s == "" }
 
 // Dir returns the directory that holds the chain's log under the logs path
-// root: root/<segment>/.../<segment>/@log. The result is always inside root.
+// root: root/<segment>/.../<segment>/@log. The result is always inside root;
+// with root "" it is relative (what package store's Root.Open takes).
 func (k Key) Dir(root string) string {
 	parts := make([]string, 0, MaxKeySegments+2)
 	parts = append(parts, root)

@@ -49,7 +49,14 @@ type Cursor interface {
 	Close() error
 }
 
-// Opener opens (creating if needed) the log stored in directory dir, which
-// the registry has already created. It is called once per chain open, never
-// concurrently for the same dir.
-type Opener func(dir string) (Log, error)
+// Store is where the chains' logs live: package store owns the logs
+// directory, and chain/mmapstore shows it to chain as a Store. Where a log
+// lives is the Store's business; chain never touches a disk.
+type Store interface {
+	// Open opens (creating if needed) the log of the chain key. It is
+	// called once per chain open, never concurrently for the same key,
+	// and the log it returns is closed before key is opened again.
+	Open(key Key) (Log, error)
+	// Exists reports whether key has a log, without creating anything.
+	Exists(key Key) (bool, error)
+}

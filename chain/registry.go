@@ -4,21 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 )
 
 // Config configures a [Registry]. Zero fields take the defaults listed.
 type Config struct {
-	// Root is the logs path; every chain's directory is below it. Required.
-	Root string
-	// Open opens a chain's log in its directory. Required.
-	Open Opener
+	// Store opens (creating) the chains' logs. Required.
+	Store Store
 	// Validator checks batches before they are appended (nil: accept).
 	Validator Validator
 	// IdleGrace is how long a chain no handle uses stays open (30s).
@@ -84,9 +78,7 @@ type entry struct {
 // the registry lock is never held during I/O. A Registry is safe for
 // concurrent use.
 type Registry struct {
-	cfg    Config
-	root   string   // absolute, symlinks resolved
-	fsroot *os.Root // root, for creating chain directories
+	cfg Config
 
 	mu     sync.Mutex
 	m      map[Key]*entry
@@ -94,40 +86,14 @@ type Registry struct {
 	wg     sync.WaitGroup // open and idle-close goroutines
 }
 
-// NewRegistry checks cfg, creates the logs path if needed and returns an
-// empty registry.
+// NewRegistry checks cfg and returns an empty registry.
 func NewRegistry(cfg Config) (*Registry, error) {
-	if cfg.Root == "" || cfg.Open == nil {
-		return nil, errors.New("chain: Config.Root and Config.Open are required")
+	if cfg.Store == nil {
+		return nil, errors.New("chain: Config.Store is required")
 	}
 	cfg.setDefaults()
-	_, statErr := os.Stat(cfg.Root)
-	if err := os.MkdirAll(cfg.Root, 0o750); err != nil {
-		return nil, fmt.Errorf("chain: create logs path: %w", err)
-	}
-	root, err := filepath.Abs(cfg.Root)
-	if err == nil {
-		root, err = filepath.EvalSymlinks(root)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("chain: resolve logs path %q: %w", cfg.Root, err)
-	}
-	if errors.Is(statErr, fs.ErrNotExist) {
-		// A new logs path: make its entry durable in its parent. (Parents
-		// created above it are the operator's: ~/ate's home exists.)
-		if err := syncDirPath(filepath.Dir(root)); err != nil {
-			return nil, fmt.Errorf("chain: create logs path: %w", err)
-		}
-	}
-	fsroot, err := os.OpenRoot(root)
-	if err != nil {
-		return nil, fmt.Errorf("chain: open logs path: %w", err)
-	}
-	return &Registry{cfg: cfg, root: root, fsroot: fsroot, m: make(map[Key]*entry)}, nil
+	return &Registry{cfg: cfg, m: make(map[Key]*entry)}, nil
 }
-
-// Root returns the logs path, absolute with symlinks resolved.
-func (r *Registry) Root() string { return r.root }
 
 // Handle is a reference to an open chain, held by one owner (a
 // connection). The chain stays open while any handle is held. Release it
@@ -210,17 +176,12 @@ func (r *Registry) AcquireExisting(ctx context.Context, key Key, o *Owner) (*Han
 		return ok || r.closed // a closed registry: Acquire says so
 	}
 	if !open() {
-		rel, err := filepath.Rel(r.root, key.Dir(r.root))
+		exists, err := r.cfg.Store.Exists(key)
 		if err != nil {
-			return nil, fmt.Errorf("chain %s: %w", key, err)
+			return nil, fmt.Errorf("chain %s: look for its log: %w", key, err)
 		}
-		if _, err := r.fsroot.Stat(rel); err != nil {
-			if !errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("chain %s: look for its log: %w", key, err)
-			}
-			if !open() { // nor opened meanwhile by someone else
-				return nil, fmt.Errorf("%w: %s", ErrNotFound, key)
-			}
+		if !exists && !open() { // nor opened meanwhile by someone else
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, key)
 		}
 	}
 	return r.Acquire(ctx, key, o)
@@ -243,81 +204,21 @@ func (r *Registry) open(e *entry) {
 		r.cfg.Logger.Error("chain open failed", "chain", e.key.String(), "err", err)
 		return
 	}
-	r.cfg.Logger.Info("chain opened", "chain", e.key.String(), "dir", c.dir,
+	r.cfg.Logger.Info("chain opened", "chain", e.key.String(),
 		"head", c.log.Head(), "took", time.Since(start).Round(time.Microsecond))
 }
 
 func (r *Registry) openChain(key Key) (*Chain, error) {
-	dir := key.Dir(r.root)
-	if rel, err := filepath.Rel(r.root, dir); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return nil, fmt.Errorf("chain %s: directory %q is outside the logs path", key, dir)
-	}
-	// Created through an os.Root, so that a symbolic link inside the logs
-	// path cannot make us create anything outside it.
-	rel, _ := filepath.Rel(r.root, dir)
-	if err := r.mkdirDurable(rel); err != nil {
-		return nil, fmt.Errorf("chain %s: create directory: %w", key, err)
-	}
-	// Nor may a link inside it make two keys share one directory.
-	real, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return nil, fmt.Errorf("chain %s: resolve directory: %w", key, err)
-	}
-	if real != dir {
-		return nil, fmt.Errorf("chain %s: directory %q resolves to %q through a symbolic link; refused", key, dir, real)
-	}
-	log, err := r.cfg.Open(dir)
+	log, err := r.cfg.Store.Open(key)
 	if err != nil {
 		return nil, fmt.Errorf("chain %s: open log: %w", key, err)
 	}
-	c, err := openChain(key, dir, log, &r.cfg)
+	c, err := openChain(key, log, &r.cfg)
 	if err != nil {
 		_ = log.Close()
 		return nil, err
 	}
 	return c, nil
-}
-
-// mkdirDurable creates rel (relative to the logs path) and its missing
-// parents through the os.Root, and fsyncs the parent of every directory it
-// created: without that, a power loss can drop a new chain's directory
-// entry, and with it appends already confirmed (the log syncs only its own
-// directory and that directory's entry in its parent).
-func (r *Registry) mkdirDurable(rel string) error {
-	var created []string
-	for d := rel; d != "." && d != ""; d = filepath.Dir(d) {
-		if _, err := r.fsroot.Stat(d); err == nil {
-			break
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		created = append(created, d)
-	}
-	if err := r.fsroot.MkdirAll(rel, 0o750); err != nil {
-		return err
-	}
-	for _, d := range created {
-		if err := r.syncDir(filepath.Dir(d)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// syncDirHook, if set (by tests), is told of every directory syncDir syncs.
-var syncDirHook func(rel string)
-
-// syncDir fsyncs the directory rel of the logs path ("." for the path
-// itself), opened through the os.Root.
-func (r *Registry) syncDir(rel string) error {
-	f, err := r.fsroot.Open(rel)
-	if err := syncOpened(f, err, rel); err != nil {
-		return err
-	}
-	if syncDirHook != nil {
-		syncDirHook(rel)
-	}
-	return nil
 }
 
 // Owner returns the owner the handle was acquired for.
@@ -432,9 +333,6 @@ func (r *Registry) Close() error {
 		}
 	}
 	r.wg.Wait()
-	if err := r.fsroot.Close(); err != nil && first == nil {
-		first = err
-	}
 	return first
 }
 
@@ -458,25 +356,4 @@ func (c *Chain) isClosed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closed
-}
-
-// syncDirPath fsyncs the directory at path.
-func syncDirPath(path string) error {
-	f, err := os.Open(path)
-	return syncOpened(f, err, path)
-}
-
-// syncOpened fsyncs and closes f, the directory name opened with error err.
-func syncOpened(f *os.File, err error, name string) error {
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", name, err)
-	}
-	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/atedb/atedb/chain/mmapstore"
 	"github.com/atedb/atedb/internal/vfs"
 	"github.com/atedb/atedb/mmaplog"
+	"github.com/atedb/atedb/store"
 )
 
 // TestUnavailableLogIsRetryable runs a chain on the real log whose next
@@ -32,8 +33,11 @@ import (
 // Today's code poisoned the chain until the process restarted.
 func TestUnavailableLogIsRetryable(t *testing.T) {
 	in := &vfs.Injector{}
-	opts := mmaplog.Options{FS: vfs.Inject(vfs.NewMem(), in), SegmentSize: 16 << 10, MaxRecordSize: 4 << 10}
-	r := newTestRegistry(t, chain.Config{Open: mmapstore.Opener(opts)})
+	root, err := store.Open("/logs", store.Options{FS: vfs.Inject(vfs.NewMem(), in), Log: mmaplog.Options{SegmentSize: 16 << 10, MaxRecordSize: 4 << 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newTestRegistry(t, chain.Config{Store: mmapstore.New(root)})
 	o := &chain.Owner{}
 	h := acquire(t, r, "faults/unavailable", o)
 	defer h.Release()
@@ -122,7 +126,7 @@ func (v *blockingValidator) Validate(chain.Key, *chain.Writer, []chain.Event) er
 // Today's Next checked for a closed chain under that lock.
 func TestIdleSubscriberTakesNoAppendLock(t *testing.T) {
 	v := &blockingValidator{entered: make(chan struct{}), release: make(chan struct{})}
-	r := newTestRegistry(t, chain.Config{Validator: v, Open: (&memStore{}).open})
+	r := newTestRegistry(t, chain.Config{Validator: v, Store: &memStore{}})
 	o := &chain.Owner{}
 	h := acquire(t, r, "idle/poll", o)
 	defer h.Release()
@@ -168,14 +172,23 @@ func TestIdleSubscriberTakesNoAppendLock(t *testing.T) {
 // error naming it. Today's code refused every append, because rebuilding
 // the duplicate window read the corrupt record.
 func TestCorruptOldRecordDoesNotBlockAppends(t *testing.T) {
-	root := t.TempDir()
-	opts := mmaplog.Options{SegmentSize: 16 << 10, MaxRecordSize: 4 << 10}
+	dir := t.TempDir()
 	var logBuf syncBuffer
-	cfg := chain.Config{Root: root, Open: mmapstore.Opener(opts), Logger: slog.New(slog.NewTextHandler(&logBuf, nil))}
-	r, err := chain.NewRegistry(cfg)
-	if err != nil {
-		t.Fatal(err)
+	logger := slog.New(slog.NewTextHandler(&logBuf, nil))
+	var root *store.Root
+	openStack := func() *chain.Registry {
+		var err error
+		root, err = store.Open(dir, store.Options{Log: mmaplog.Options{SegmentSize: 16 << 10, MaxRecordSize: 4 << 10}, Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := chain.NewRegistry(chain.Config{Store: mmapstore.New(root), Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
 	}
+	r := openStack()
 	o := &chain.Owner{}
 	h := acquire(t, r, "faults/corrupt", o)
 	w := chain.NewWriter(o)
@@ -191,8 +204,11 @@ func TestCorruptOldRecordDoesNotBlockAppends(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if err := root.Close(); err != nil {
+		t.Fatal(err)
+	}
 	var seg0 string
-	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.Name() == "00000000000000000000.seg" {
 			seg0 = p
 		}
@@ -213,7 +229,8 @@ func TestCorruptOldRecordDoesNotBlockAppends(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r = newTestRegistry(t, cfg)
+	r = openStack()
+	t.Cleanup(func() { r.Close(); root.Close() })
 	h = acquire(t, r, "faults/corrupt", o)
 	defer h.Release()
 	res := appendWait(t, h, chain.NewWriter(o), chain.AppendRequest{Events: testEvents("after", 2)})

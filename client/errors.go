@@ -30,6 +30,13 @@ var (
 	// pipeline failed (nothing is wrong with it; sending it again may
 	// succeed).
 	ErrAborted = errors.New("client: aborted after an earlier batch failed")
+	// ErrDuplicate is matched by a [*CommitError] of code
+	// proto.CodeDuplicate: an event of the batch (Index) is already stored,
+	// or appears twice in the batch, and the batch is not an exact retry of
+	// stored events. A batch is stored whole or not at all, so the server
+	// does not store the new events of a batch that repeats old ones: send
+	// the new events alone.
+	ErrDuplicate = errors.New("client: batch repeats stored events")
 	// ErrProtocol is matched by a [*ProtocolError].
 	ErrProtocol = errors.New("client: protocol violation by the server")
 )
@@ -62,7 +69,8 @@ func (e *ServerError) Unwrap() error { return &proto.CodeError{Code: e.Code, Rea
 
 // CommitError is the server's refusal of one Append batch: nothing of the
 // batch was stored. errors.Is matches [ErrConflict] (Code is
-// proto.CodeConflict), [ErrAborted] (Code is proto.CodeAborted), and
+// proto.CodeConflict), [ErrAborted] (Code is proto.CodeAborted),
+// [ErrDuplicate] (Code is proto.CodeDuplicate), and
 // &proto.CodeError{Code: c}.
 type CommitError struct {
 	CommitID uint64
@@ -93,14 +101,16 @@ func (e *CommitError) Error() string {
 	return s
 }
 
-// Is reports whether target is ErrConflict or ErrAborted as described on
-// [CommitError].
+// Is reports whether target is ErrConflict, ErrAborted or ErrDuplicate as
+// described on [CommitError].
 func (e *CommitError) Is(target error) bool {
 	switch target {
 	case ErrConflict:
 		return e.Code == proto.CodeConflict
 	case ErrAborted:
 		return e.Code == proto.CodeAborted
+	case ErrDuplicate:
+		return e.Code == proto.CodeDuplicate
 	}
 	return false
 }

@@ -548,7 +548,7 @@ func (c *fakeConn) append(m *proto.Append) bool {
 			}
 			fch.mu.Unlock()
 			if !exact {
-				return refuse(proto.CodeValidationFailed, 0, head, "partly stored batch")
+				return refuse(proto.CodeDuplicate, 0, head, "partly stored batch")
 			}
 			return c.send(&proto.Confirmed{Channel: m.Channel, CommitID: m.CommitID, Offsets: offs}) == nil
 		}

@@ -3,7 +3,6 @@ package mmaplog
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -105,7 +104,7 @@ func (b *background) prepare(r prepReq) {
 			b.readyc <- prealloc{f: f, id: id, size: size}
 			return
 		}
-		if errors.Is(err, errStopped) {
+		if errors.Is(err, vfs.ErrStopped) {
 			return
 		}
 		b.setErr(err)
@@ -221,7 +220,7 @@ func (l *Log) preallocate(size int64, stop <-chan struct{}) (vfs.File, uint64, e
 	putSegmentHeader(hdr[:], id)
 	err = f.Allocate(size)
 	if err == nil {
-		err = zeroFill(f, segHeaderSize, size, stop)
+		err = vfs.ZeroFill(f, segHeaderSize, size, stop)
 	}
 	if err == nil {
 		_, err = f.WriteAt(hdr[:], 0)
@@ -236,39 +235,6 @@ func (l *Log) preallocate(size int64, stop <-chan struct{}) (vfs.File, uint64, e
 	}
 	l.st.preallocs.Add(1)
 	return f, id, nil
-}
-
-// growPrealloc enlarges a prepared segment file that is not yet in service.
-func growPrealloc(f vfs.File, from, to int64) error {
-	err := f.Allocate(to)
-	if err == nil {
-		err = zeroFill(f, from, to, nil)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	return err
-}
-
-var zeroBlock [1 << 20]byte
-
-var errStopped = errors.New("mmaplog: log closing")
-
-// zeroFill writes zeros over f[from:to), unless stop is closed first.
-func zeroFill(f vfs.File, from, to int64, stop <-chan struct{}) error {
-	for p := from; p < to; {
-		select {
-		case <-stop:
-			return errStopped
-		default:
-		}
-		n := min(int64(len(zeroBlock)), to-p)
-		if _, err := f.WriteAt(zeroBlock[:n], p); err != nil {
-			return err
-		}
-		p += n
-	}
-	return nil
 }
 
 // writeIndex writes a sealed segment's index: temp file, fsync, rename,
@@ -294,42 +260,5 @@ func (l *Log) writeIndex(s *segment) {
 // writeFileAtomic makes name hold b durably: temp file, fsync, rename,
 // directory fsync.
 func (l *Log) writeFileAtomic(name string, b []byte) error {
-	return createFileDurably(l.fs, l.dir, name, 0, b)
-}
-
-// createFileDurably makes dir/name hold head, zero-filled to size bytes
-// (reserved with fallocate first), durably: temp file, fsync, rename,
-// directory fsync. On failure the temp file is removed.
-func createFileDurably(fs vfs.FS, dir, name string, size int64, head []byte) error {
-	tmp := filepath.Join(dir, name+tmpSuffix)
-	f, err := fs.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if size > 0 {
-		err = f.Allocate(size)
-		if err == nil {
-			err = zeroFill(f, 0, size, nil)
-		}
-	}
-	if err == nil {
-		_, err = f.WriteAt(head, 0)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = fs.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err == nil {
-		err = fs.SyncDir(dir)
-	}
-	if err != nil {
-		fs.Remove(tmp)
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
+	return vfs.CreateDurably(l.fs, l.dir, name, 0, b)
 }

@@ -17,7 +17,7 @@
 // descriptors, no permission) only fails the appends that need it, with a
 // retryable [*UnavailableError], and the log heals by itself. Batches are
 // atomic, also across crashes. Close leaves a head mark, and Open refuses a
-// log found shorter than it (docs/STORAGE.md §14).
+// log found shorter than it (docs/STORAGE.md §15).
 //
 // [Log.Enqueue] followed by [Log.Commit] lets a caller with nothing else to
 // do commit on its own goroutine when the log is quiet (no commit running,

@@ -6,6 +6,9 @@ import (
 	"hash/crc32"
 	"strconv"
 	"strings"
+
+	"github.com/atedb/atedb/internal/vfs"
+	"github.com/atedb/atedb/journal"
 )
 
 // These constants are part of the on-disk format; never change them.
@@ -33,7 +36,7 @@ const (
 
 	segSuffix = ".seg"
 	idxSuffix = ".idx"
-	tmpSuffix = ".tmp"
+	tmpSuffix = vfs.TmpSuffix
 	tornInfix = ".torn-"
 	lockName  = "LOCK"
 	// preallocName is the next segment being prepared in the background.
@@ -243,4 +246,29 @@ func parseSegmentName(name string) (uint64, bool) {
 	}
 	v, err := strconv.ParseUint(digits, 10, 64)
 	return v, err == nil
+}
+
+// SegmentFiles tells the commit journal (package journal) how a log's
+// segments are named and identified: a journal record names a segment by
+// its first offset and the ID in its header, and replay redoes a write only
+// into the segment that carries that ID. The zero value is ready to use.
+type SegmentFiles struct{}
+
+var _ journal.Files = SegmentFiles{}
+
+// Name returns the file name of the segment whose first offset is first.
+func (SegmentFiles) Name(first uint64) string { return segmentName(first) }
+
+// ID reads the ID in the header of segment file f.
+func (SegmentFiles) ID(f vfs.File) (uint64, error) {
+	var hdr [segHeaderSize]byte
+	k, rerr := f.ReadAt(hdr[:], 0)
+	id, err := readSegmentHeader(hdr[:k])
+	if err != nil {
+		if rerr != nil {
+			return 0, fmt.Errorf("%v (read: %w)", err, rerr)
+		}
+		return 0, err
+	}
+	return id, nil
 }

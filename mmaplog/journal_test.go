@@ -13,16 +13,17 @@ import (
 	"time"
 
 	"github.com/atedb/atedb/internal/vfs"
+	"github.com/atedb/atedb/journal"
 )
 
-func openJournalT(t testing.TB, root string, opts JournalOptions) *Journal {
+func openJournalT(t testing.TB, root string, opts journal.Options) *journal.Journal {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = discard
 	}
-	j, err := OpenJournal(root, opts)
+	j, err := journal.Open(root, opts)
 	if err != nil {
-		t.Fatalf("OpenJournal(%s): %v", root, err)
+		t.Fatalf("journal.Open(%s): %v", root, err)
 	}
 	return j
 }
@@ -32,11 +33,11 @@ func openJournalT(t testing.TB, root string, opts JournalOptions) *Journal {
 // journal, and concurrent groups of different logs share fdatasyncs.
 func TestJournalSharesSyncs(t *testing.T) {
 	root := t.TempDir()
-	j := openJournalT(t, root, JournalOptions{FileSize: 1 << 20})
+	j := openJournalT(t, root, journal.Options{Files: SegmentFiles{}, FileSize: 1 << 20})
 	const logs, per = 8, 60
 	ls := make([]*Log, logs)
 	for i := range ls {
-		ls[i] = openT(t, filepath.Join(root, fmt.Sprintf("chain-%d", i)), Options{Journal: j})
+		ls[i] = openT(t, filepath.Join(root, fmt.Sprintf("chain-%d", i)), Options{Journal: j, RootLocked: true})
 	}
 	var wg sync.WaitGroup
 	for i, l := range ls {
@@ -61,7 +62,7 @@ func TestJournalSharesSyncs(t *testing.T) {
 			t.Errorf("log %d: %d segment syncs and %d journal commits, want %d in all", i, st.Syncs, st.JournalCommits, per)
 		}
 		if names := listDir(t, vfs.OS, l.Dir()); slices.Contains(names, lockName) {
-			t.Errorf("log %d holds a LOCK file of its own: %v", i, names)
+			t.Errorf("log %d opened with RootLocked holds a LOCK file of its own: %v", i, names)
 		}
 	}
 	js := j.Stats()
@@ -72,7 +73,7 @@ func TestJournalSharesSyncs(t *testing.T) {
 		t.Errorf("journal: %d fdatasyncs for %d groups of 8 concurrent logs: no sharing", js.Syncs, js.Groups)
 	}
 	t.Logf("journal: %d groups in %d fdatasyncs, %d alone", js.Groups, js.Syncs, js.Direct)
-	if _, err := OpenJournal(root, JournalOptions{FileSize: 1 << 20, Logger: discard}); !errors.Is(err, vfs.ErrLocked) {
+	if _, err := journal.Open(root, journal.Options{Files: SegmentFiles{}, FileSize: 1 << 20, Logger: discard}); !errors.Is(err, vfs.ErrLocked) {
 		t.Errorf("second OpenJournal of the same root: %v, want ErrLocked", err)
 	}
 	for _, l := range ls {
@@ -84,7 +85,7 @@ func TestJournalSharesSyncs(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Nothing to replay after a clean close; every record is there.
-	j = openJournalT(t, root, JournalOptions{FileSize: 1 << 20})
+	j = openJournalT(t, root, journal.Options{Files: SegmentFiles{}, FileSize: 1 << 20})
 	defer j.Close()
 	if n := j.Stats().Replayed; n != 0 {
 		t.Errorf("replayed %d records after a clean close", n)
@@ -102,9 +103,8 @@ func TestJournalSharesSyncs(t *testing.T) {
 // synced) before reuse, and the data survives a power loss at the end.
 func TestJournalWrapsAndCheckpoints(t *testing.T) {
 	mem := vfs.NewMem()
-	jo := JournalOptions{FS: mem, FileSize: MinJournalFileSize}
+	jo := journal.Options{Files: SegmentFiles{}, NoDirect: true, FS: mem, FileSize: journal.MinFileSize}
 	j := openJournalT(t, "/r", jo)
-	j.noDirect = true // every group through the journal, so that it fills and checkpoints
 	opts := Options{FS: mem, Journal: j, SegmentSize: 256 << 10, MaxRecordSize: 4 << 10}
 	a := openT(t, "/r/a", opts)
 	b := openT(t, "/r/b/c", opts)
@@ -124,7 +124,7 @@ func TestJournalWrapsAndCheckpoints(t *testing.T) {
 	a.Close()
 	b.Close()
 	j.Close()
-	j = openJournalT(t, "/r", JournalOptions{FS: after, FileSize: MinJournalFileSize})
+	j = openJournalT(t, "/r", journal.Options{Files: SegmentFiles{}, FS: after, FileSize: journal.MinFileSize})
 	defer j.Close()
 	if j.Stats().Replayed == 0 {
 		t.Errorf("nothing replayed after a power loss with acknowledged groups only in the journal")
@@ -162,7 +162,7 @@ func TestJournalPowerLoss(t *testing.T) {
 func journalPowerLossTrial(t *testing.T, seed uint64) (ackedRecords int) {
 	rng := rand.New(rand.NewPCG(seed, 0xa7ed))
 	mem := vfs.NewMem()
-	jo := JournalOptions{FileSize: MinJournalFileSize << rng.IntN(2), Logger: discard}
+	jo := journal.Options{Files: SegmentFiles{}, FileSize: journal.MinFileSize << rng.IntN(2), Logger: discard}
 	opts := Options{SegmentSize: int64(8+rng.IntN(56)) << 10, MaxRecordSize: 1 << 10, Logger: discard}
 	keep := []float64{0, 0.5, 1}[rng.IntN(3)]
 	nlogs := 1 + rng.IntN(6)
@@ -179,11 +179,11 @@ func journalPowerLossTrial(t *testing.T, seed uint64) (ackedRecords int) {
 	var acked [][]batch
 	for round := 0; round < 1+rng.IntN(3); round++ {
 		jo.FS, opts.FS = mem, mem
-		j, err := OpenJournal("/root", jo)
+		jo.NoDirect = rng.IntN(2) == 0 // else lone groups sync their segment
+		j, err := journal.Open("/root", jo)
 		if err != nil {
 			t.Fatalf("seed %d round %d: OpenJournal: %v", seed, round, err)
 		}
-		j.noDirect = rng.IntN(2) == 0 // else lone groups sync their segment
 		opts.Journal = j
 		ls := make([]*Log, nlogs)
 		for i := range ls {
@@ -277,7 +277,7 @@ func journalPowerLossTrial(t *testing.T, seed uint64) (ackedRecords int) {
 				crashed <- mem.Crash(vfs.CrashOptions{KeepUnsynced: keep, Rand: rand.New(rand.NewPCG(seed, 9))})
 			})
 			jo.FS = mem
-			if j, err := OpenJournal("/root", jo); err == nil {
+			if j, err := journal.Open("/root", jo); err == nil {
 				j.Close()
 			}
 			if !timer.Stop() {
@@ -297,8 +297,7 @@ func TestJournalSyncErrorPoisons(t *testing.T) {
 	mem := vfs.NewMem()
 	in := &vfs.Injector{}
 	fsys := vfs.Inject(mem, in)
-	j := openJournalT(t, "/r", JournalOptions{FS: fsys, FileSize: MinJournalFileSize})
-	j.noDirect = true
+	j := openJournalT(t, "/r", journal.Options{Files: SegmentFiles{}, NoDirect: true, FS: fsys, FileSize: journal.MinFileSize})
 	a := openT(t, "/r/a", Options{FS: fsys, Journal: j})
 	b := openT(t, "/r/b", Options{FS: fsys, Journal: j})
 	if _, err := a.Append([][]byte{[]byte("before")}); err != nil {
@@ -330,8 +329,7 @@ func TestJournalSyncErrorPoisons(t *testing.T) {
 // journal; it returns the file system after the crash.
 func crashWithJournal(t *testing.T, n int) *vfs.MemFS {
 	mem := vfs.NewMem()
-	j := openJournalT(t, "/r", JournalOptions{FS: mem, FileSize: MinJournalFileSize})
-	j.noDirect = true // leave the groups in the journal only
+	j := openJournalT(t, "/r", journal.Options{Files: SegmentFiles{}, NoDirect: true, FS: mem, FileSize: journal.MinFileSize})
 	l := openT(t, "/r/a", Options{FS: mem, Journal: j})
 	for k := range n {
 		if _, err := l.Append([][]byte{payloadFor(uint64(k), sizeFor(uint64(k)))}); err != nil {
@@ -346,7 +344,7 @@ func crashWithJournal(t *testing.T, n int) *vfs.MemFS {
 
 // TestJournalRefusesUnsafeReplay: a journal record whose segment is gone
 // or was replaced, or a damaged record that a later durable one vouches
-// for, makes OpenJournal fail with ErrJournalCorrupt and change nothing.
+// for, makes OpenJournal fail with journal.ErrCorrupt and change nothing.
 func TestJournalRefusesUnsafeReplay(t *testing.T) {
 	seg := "/r/a/" + segmentName(0)
 	cases := []struct {
@@ -358,7 +356,7 @@ func TestJournalRefusesUnsafeReplay(t *testing.T) {
 			if err := fs.Remove(seg); err != nil {
 				t.Fatal(err)
 			}
-		}, "segment"},
+		}, "does not exist"},
 		{"segment replaced", func(t *testing.T, fs *vfs.MemFS) {
 			f, err := fs.OpenRW(seg)
 			if err != nil {
@@ -374,7 +372,7 @@ func TestJournalRefusesUnsafeReplay(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f.WriteAt([]byte{0xff}, jrecHeaderSize+3) // inside the first record
+			f.WriteAt([]byte{0xff}, 56+3) // inside the first record (after its 56-byte header)
 			f.Close()
 		}, "durable"},
 	}
@@ -383,10 +381,10 @@ func TestJournalRefusesUnsafeReplay(t *testing.T) {
 			fs := crashWithJournal(t, 5)
 			c.damage(t, fs)
 			before := snapshotFiles(t, fs, "/r/.journal/journal-0", "/r/.journal/checkpoint")
-			_, err := OpenJournal("/r", JournalOptions{FS: fs, FileSize: MinJournalFileSize, Logger: discard})
-			var je *JournalError
-			if !errors.Is(err, ErrJournalCorrupt) || !errors.As(err, &je) {
-				t.Fatalf("OpenJournal: %v, want a *JournalError", err)
+			_, err := journal.Open("/r", journal.Options{Files: SegmentFiles{}, FS: fs, FileSize: journal.MinFileSize, Logger: discard})
+			var je *journal.CorruptError
+			if !errors.Is(err, journal.ErrCorrupt) || !errors.As(err, &je) {
+				t.Fatalf("OpenJournal: %v, want a *journal.CorruptError", err)
 			}
 			if !bytes.Contains([]byte(err.Error()), []byte(c.want)) {
 				t.Errorf("error %q does not mention %q", err, c.want)
@@ -404,7 +402,7 @@ func TestJournalRefusesUnsafeReplay(t *testing.T) {
 	}
 	// Undamaged, the same crash replays every acknowledged record.
 	fs := crashWithJournal(t, 5)
-	j := openJournalT(t, "/r", JournalOptions{FS: fs, FileSize: MinJournalFileSize})
+	j := openJournalT(t, "/r", journal.Options{Files: SegmentFiles{}, FS: fs, FileSize: journal.MinFileSize})
 	defer j.Close()
 	if n := j.Stats().Replayed; n != 5 {
 		t.Errorf("replayed %d records, want 5", n)
@@ -435,7 +433,7 @@ func snapshotFiles(t testing.TB, fs vfs.FS, names ...string) [][]byte {
 // system, is refused; so are bad sizes.
 func TestJournalOptions(t *testing.T) {
 	mem := vfs.NewMem()
-	j := openJournalT(t, "/r", JournalOptions{FS: mem, FileSize: MinJournalFileSize})
+	j := openJournalT(t, "/r", journal.Options{Files: SegmentFiles{}, FS: mem, FileSize: journal.MinFileSize})
 	defer j.Close()
 	for _, dir := range []string{"/elsewhere", "/r", "/r/../x"} {
 		if l, err := Open(dir, Options{FS: mem, Journal: j}); !errors.Is(err, ErrInvalidOptions) {
@@ -448,10 +446,10 @@ func TestJournalOptions(t *testing.T) {
 	if _, err := Open("/r/a", Options{FS: vfs.NewMem(), Journal: j}); !errors.Is(err, ErrInvalidOptions) {
 		t.Errorf("Open on another file system: %v, want ErrInvalidOptions", err)
 	}
-	for _, o := range []JournalOptions{{FileSize: 1000}, {FileSize: MinJournalFileSize, MaxGroup: MinJournalFileSize}} {
+	for _, o := range []journal.Options{{FileSize: journal.MinFileSize}, {Files: SegmentFiles{}, FileSize: 1000}, {Files: SegmentFiles{}, FileSize: journal.MinFileSize, MaxGroup: journal.MinFileSize}} {
 		o.FS = vfs.NewMem()
-		if _, err := OpenJournal("/q", o); !errors.Is(err, ErrInvalidOptions) {
-			t.Errorf("OpenJournal(%+v): %v, want ErrInvalidOptions", o, err)
+		if _, err := journal.Open("/q", o); !errors.Is(err, journal.ErrInvalidOptions) {
+			t.Errorf("journal.Open(%+v): %v, want ErrInvalidOptions", o, err)
 		}
 	}
 }
@@ -460,8 +458,7 @@ func TestJournalOptions(t *testing.T) {
 // in its segment, not copied into the journal.
 func TestJournalLargeGroupsSyncSegment(t *testing.T) {
 	mem := vfs.NewMem()
-	j := openJournalT(t, "/r", JournalOptions{FS: mem, FileSize: MinJournalFileSize, MaxGroup: 4 << 10})
-	j.noDirect = true
+	j := openJournalT(t, "/r", journal.Options{Files: SegmentFiles{}, NoDirect: true, FS: mem, FileSize: journal.MinFileSize, MaxGroup: 4 << 10})
 	defer j.Close()
 	l := openT(t, "/r/a", Options{FS: mem, Journal: j})
 	defer l.Close()
@@ -483,8 +480,7 @@ func FuzzOpenJournal(f *testing.F) {
 	// The state a power cut leaves: a journal with records for /r/a.
 	crashed := func(tb testing.TB) *vfs.MemFS {
 		mem := vfs.NewMem()
-		j, err := OpenJournal("/r", JournalOptions{FS: mem, FileSize: MinJournalFileSize, Logger: discard})
-		j.noDirect = true // groups in the journal, not synced in the segment
+		j, err := journal.Open("/r", journal.Options{Files: SegmentFiles{}, NoDirect: true, FS: mem, FileSize: journal.MinFileSize, Logger: discard})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -510,7 +506,7 @@ func FuzzOpenJournal(f *testing.F) {
 	f.Add(seed[:end])
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if len(b) > MinJournalFileSize {
+		if len(b) > journal.MinFileSize {
 			return
 		}
 		fs := crashed(t)
@@ -518,10 +514,10 @@ func FuzzOpenJournal(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		jf.WriteAt(make([]byte, MinJournalFileSize), 0)
+		jf.WriteAt(make([]byte, journal.MinFileSize), 0)
 		jf.WriteAt(b, 0)
 		jf.Close()
-		if j, err := OpenJournal("/r", JournalOptions{FS: fs, FileSize: MinJournalFileSize, Logger: discard}); err == nil {
+		if j, err := journal.Open("/r", journal.Options{Files: SegmentFiles{}, FS: fs, FileSize: journal.MinFileSize, Logger: discard}); err == nil {
 			j.Close()
 		}
 	})
@@ -540,10 +536,9 @@ func TestJournalCheckpointSyncFS(t *testing.T) {
 			if fail {
 				in.Add(vfs.Rule{Ops: vfs.OpSyncFS, Err: syscall.EIO})
 			}
-			j := openJournalT(t, "/r", JournalOptions{FS: fsys, FileSize: MinJournalFileSize})
-			j.noDirect = true // every group through the journal, so that it fills and checkpoints
+			j := openJournalT(t, "/r", journal.Options{Files: SegmentFiles{}, NoDirect: true, FS: fsys, FileSize: journal.MinFileSize})
 			opts := Options{FS: fsys, Journal: j, SegmentSize: 64 << 10, MaxRecordSize: 1 << 10}
-			const logs = 3 * syncFSAbove
+			const logs = 3 * 16 // the journal syncs more than 16 dirty segments with one syncfs
 			ls := make([]*Log, logs)
 			for i := range ls {
 				ls[i] = openT(t, fmt.Sprintf("/r/c%d", i), opts)
@@ -580,7 +575,7 @@ func TestJournalCheckpointSyncFS(t *testing.T) {
 				l.Close()
 			}
 			j.Close()
-			j = openJournalT(t, "/r", JournalOptions{FS: after, FileSize: MinJournalFileSize})
+			j = openJournalT(t, "/r", journal.Options{Files: SegmentFiles{}, FS: after, FileSize: journal.MinFileSize})
 			defer j.Close()
 			opts.FS, opts.Journal = after, j
 			for i := range ls {
@@ -597,7 +592,7 @@ func TestJournalCheckpointSyncFS(t *testing.T) {
 // and its records survive a power cut.
 func TestJournalLoneLogSyncsSegment(t *testing.T) {
 	mem := vfs.NewMem()
-	j := openJournalT(t, "/r", JournalOptions{FS: mem, FileSize: MinJournalFileSize})
+	j := openJournalT(t, "/r", journal.Options{Files: SegmentFiles{}, FS: mem, FileSize: journal.MinFileSize})
 	l := openT(t, "/r/a", Options{FS: mem, Journal: j})
 	for k := range 50 {
 		if _, err := l.Append([][]byte{payloadFor(uint64(k), sizeFor(uint64(k)))}); err != nil {
@@ -611,7 +606,7 @@ func TestJournalLoneLogSyncsSegment(t *testing.T) {
 	after := mem.Crash(vfs.CrashOptions{})
 	l.Close()
 	j.Close()
-	j = openJournalT(t, "/r", JournalOptions{FS: after, FileSize: MinJournalFileSize})
+	j = openJournalT(t, "/r", journal.Options{Files: SegmentFiles{}, FS: after, FileSize: journal.MinFileSize})
 	defer j.Close()
 	l = openT(t, "/r/a", Options{FS: after, Journal: j})
 	defer l.Close()

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/atedb/atedb/journal"
 	"time"
 )
 
@@ -38,12 +40,12 @@ func TestHelperProcess(t *testing.T) {
 		Sync: mode, SyncInterval: 50 * time.Millisecond}
 	if os.Getenv(killHelperEnv+"_JOURNAL") != "" {
 		// A small journal, so that files switch and checkpoint before the kill.
-		j, err := OpenJournal(filepath.Dir(dir), JournalOptions{FileSize: MinJournalFileSize, Logger: discard})
+		j, err := journal.Open(filepath.Dir(dir), journal.Options{Files: SegmentFiles{}, FileSize: journal.MinFileSize, Logger: discard,
+			NoDirect: true}) // every group through the journal, even when alone
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "open journal:", err)
 			os.Exit(2)
 		}
-		j.noDirect = true // every group through the journal, even when alone
 		opts.Journal = j
 	}
 	l, err := Open(dir, opts)
@@ -115,9 +117,9 @@ func TestKill9(t *testing.T) {
 	for trial := 0; trial < trials; trial++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
 		mode := []SyncMode{SyncInterval, SyncAlways, SyncAlways}[trial%3]
-		journal := trial%3 == 2
+		withJournal := trial%3 == 2
 		cmd.Env = append(os.Environ(), killHelperEnv+"="+dir, killHelperEnv+"_SYNC="+mode.String())
-		if journal {
+		if withJournal {
 			cmd.Env = append(cmd.Env, killHelperEnv+"_JOURNAL=1")
 		}
 		var stderr bytes.Buffer
@@ -164,9 +166,9 @@ func TestKill9(t *testing.T) {
 		}
 
 		opts := Options{SegmentSize: 256 << 10, MaxRecordSize: 1 << 10}
-		var j *Journal
-		if journal {
-			j = openJournalT(t, root, JournalOptions{FileSize: MinJournalFileSize})
+		var j *journal.Journal
+		if withJournal {
+			j = openJournalT(t, root, journal.Options{Files: SegmentFiles{}, FileSize: journal.MinFileSize})
 			opts.Journal = j
 		}
 		l := openT(t, dir, opts)

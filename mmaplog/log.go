@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/atedb/atedb/internal/vfs"
+	"github.com/atedb/atedb/journal"
 )
 
 // Record is one record read from the log.
@@ -62,7 +63,7 @@ type Log struct {
 
 	mark *headMark // the head mark found at Open, nil if none
 
-	jr journalReq // this log's request to opts.Journal, reused (holder of committing only)
+	jg *journal.Group // this log's group for opts.Journal, reused (holder of committing only)
 
 	w          writerState // owned by the holder of committing
 	writerDone chan struct{}

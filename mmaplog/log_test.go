@@ -666,9 +666,9 @@ func TestCommitInline(t *testing.T) {
 	})
 }
 
-// TestValidateBatchLimits checks the start-up check of a server's limits
+// TestCheckBatchLimits checks the start-up check of a server's limits
 // against what Open and Append would later refuse.
-func TestValidateBatchLimits(t *testing.T) {
+func TestCheckBatchLimits(t *testing.T) {
 	cases := map[string]struct {
 		opts            Options
 		maxEvents, maxB int
@@ -683,9 +683,9 @@ func TestValidateBatchLimits(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			err := tc.opts.ValidateBatchLimits(tc.maxEvents, tc.maxB)
+			err := tc.opts.CheckBatchLimits(tc.maxEvents, tc.maxB)
 			if (err != nil) != tc.wantErr || (err != nil && !errors.Is(err, ErrInvalidOptions)) {
-				t.Fatalf("ValidateBatchLimits = %v, want error %v (wrapping ErrInvalidOptions)", err, tc.wantErr)
+				t.Fatalf("CheckBatchLimits = %v, want error %v (wrapping ErrInvalidOptions)", err, tc.wantErr)
 			}
 			if tc.wantErr {
 				return

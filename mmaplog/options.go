@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/atedb/atedb/internal/vfs"
+	"github.com/atedb/atedb/journal"
 )
 
 // SyncMode says when an append is acknowledged.
@@ -90,14 +91,36 @@ type Options struct {
 	// *CorruptionError and changes nothing.
 	RepairBelowMark bool
 	// Journal, if not nil, is the commit journal of the logs under its
-	// root (see Journal): in SyncAlways mode, groups are made durable by
-	// the journal's shared fdatasync instead of one fdatasync per log. The
-	// log's directory must be inside the journal's root and FS must be the
-	// journal's. Without it, every group commit syncs its own segment.
-	Journal *Journal
+	// root (package journal): in SyncAlways mode, groups are made durable
+	// by the journal's shared fdatasync instead of one fdatasync per log.
+	// The log's directory must be inside the journal's root and FS must be
+	// the journal's. Without it, every group commit syncs its own segment.
+	// Whoever opens a log must have replayed the journal of its root first
+	// (package store does).
+	Journal *journal.Journal
+	// RootLocked says that the caller holds an exclusive lock covering the
+	// log's directory (the storage root's, package store): Open then takes
+	// no LOCK file of its own, and the log holds one file descriptor
+	// fewer. Without it Open locks the directory's LOCK file.
+	RootLocked bool
 	// Now is the server clock stamped on records; nil means time.Now. Stamps
 	// are clamped so that they never decrease along the log.
 	Now func() time.Time
+}
+
+// BatchSpace returns the segment space, in bytes, that the largest batch of
+// at most events records and payloadBytes bytes of payload in all can
+// take, segment header included: Options.SegmentSize must be at least this
+// for every such batch to be accepted.
+func BatchSpace(events int, payloadBytes int) int64 {
+	return segHeaderSize + int64(payloadBytes) + int64(events)*(recHeaderSize+recAlign-1)
+}
+
+// Check reports whether o is valid, as Open would, without opening
+// anything: an error wrapping ErrInvalidOptions names the first problem.
+func (o Options) Check() error {
+	_, err := o.withDefaults()
+	return err
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -130,27 +153,20 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%w: sync mode %d", ErrInvalidOptions, int(o.Sync))
 	case o.SyncInterval < 0:
 		return o, fmt.Errorf("%w: sync interval %v", ErrInvalidOptions, o.SyncInterval)
-	case o.Journal != nil && o.Journal.fs != o.FS:
+	case o.Journal != nil && o.Journal.FS() != o.FS:
 		return o, fmt.Errorf("%w: the journal and the log use different file systems", ErrInvalidOptions)
 	}
 	return o, nil
 }
 
-// Validate reports whether Open would accept o: it returns the error,
-// wrapping ErrInvalidOptions, that every Open with o would return.
-func (o Options) Validate() error {
-	_, err := o.withDefaults()
-	return err
-}
-
-// ValidateBatchLimits checks at start-up, before any log is opened, that o
-// is valid (Validate) and that every batch a caller may accept fits one
+// CheckBatchLimits checks at start-up, before any log is opened, that o
+// is valid (Check) and that every batch a caller may accept fits one
 // segment: at most maxEvents records (each at most MaxRecordSize bytes)
 // holding at most maxBytes payload bytes in all, headers and padding
 // included. A server whose limits fail it would start and then refuse
 // every log open (ErrInvalidOptions) or the largest batches
 // (ErrBatchTooLarge); the error names the sizes to change.
-func (o Options) ValidateBatchLimits(maxEvents, maxBytes int) error {
+func (o Options) CheckBatchLimits(maxEvents, maxBytes int) error {
 	o, err := o.withDefaults()
 	if err != nil {
 		return err

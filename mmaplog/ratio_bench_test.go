@@ -20,15 +20,25 @@ import (
 
 const ratioSlice = 150 * time.Millisecond
 
-// rawSyncRate writes size bytes and fdatasyncs, appending to f, for one
-// slice; it returns operations per second.
-func rawSyncRate(b *testing.B, f *os.File, buf []byte) float64 {
+// rawFileSize is the size of the raw baseline's file: preallocated and
+// zero-filled like a segment (DefaultSegmentSize), and overwritten in a
+// ring, so that the baseline's fdatasync, like the log's, changes no
+// file-system metadata and a ratio above 1 means group commit.
+const rawFileSize = DefaultSegmentSize
+
+// rawSyncRate writes buf at *pos of f (wrapping at rawFileSize) and
+// fdatasyncs, for one slice; it returns operations per second.
+func rawSyncRate(b *testing.B, f *os.File, buf []byte, pos *int64) float64 {
 	n := 0
 	t0 := time.Now()
 	for time.Since(t0) < ratioSlice {
-		if _, err := f.Write(buf); err != nil {
+		if *pos+int64(len(buf)) > rawFileSize {
+			*pos = 0
+		}
+		if _, err := f.WriteAt(buf, *pos); err != nil {
 			b.Fatal(err)
 		}
+		*pos += int64(len(buf))
 		if err := unix.Fdatasync(int(f.Fd())); err != nil {
 			b.Fatal(err)
 		}
@@ -79,6 +89,16 @@ func benchRatio(b *testing.B, rawSize, appenders, perBatch int, bandwidth bool) 
 		b.Fatal(err)
 	}
 	defer f.Close()
+	zero := make([]byte, 1<<20)
+	for off := int64(0); off < rawFileSize; off += int64(len(zero)) {
+		if _, err := f.WriteAt(zero, off); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	var pos int64
 	buf := make([]byte, rawSize)
 	l, err := Open(b.TempDir(), Options{Logger: discard})
 	if err != nil {
@@ -87,7 +107,7 @@ func benchRatio(b *testing.B, rawSize, appenders, perBatch int, bandwidth bool) 
 	defer l.Close()
 	var raws, logs, ratios []float64
 	for b.Loop() {
-		r := rawSyncRate(b, f, buf)
+		r := rawSyncRate(b, f, buf, &pos)
 		a := logAppendRate(b, l, appenders, perBatch)
 		if bandwidth { // compare bytes per second
 			r *= float64(rawSize)

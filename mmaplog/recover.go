@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/atedb/atedb/internal/vfs"
+	"github.com/atedb/atedb/journal"
 )
 
 // Open opens the log in dir, creating the directory and the first segment if
@@ -35,21 +36,24 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	fs := opts.FS
-	if err := mkdirDurable(fs, dir); err != nil {
+	if _, err := vfs.MkdirDurable(fs, dir); err != nil {
 		return nil, fmt.Errorf("mmaplog: open %s: %w", dir, err)
 	}
-	var rel string
-	var lock io.Closer
+	var l *Log
+	var jg *journal.Group
 	if j := opts.Journal; j != nil {
-		// The journal's LOCK guards every log under its root: no LOCK
-		// (and no file descriptor) of our own.
-		if rel, err = j.relDir(dir); err != nil {
-			return nil, err
+		// Alone in a journal round, a group is synced in its segment.
+		if jg, err = j.NewGroup(dir, func() error { return l.datasync() }); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 		}
-	} else if lock, err = fs.Lock(filepath.Join(dir, lockName)); err != nil {
-		return nil, fmt.Errorf("mmaplog: open %s: %w", dir, err)
 	}
-	l := &Log{
+	var lock io.Closer
+	if !opts.RootLocked {
+		if lock, err = fs.Lock(filepath.Join(dir, lockName)); err != nil {
+			return nil, fmt.Errorf("mmaplog: open %s: %w", dir, err)
+		}
+	}
+	l = &Log{
 		dir:        dir,
 		opts:       opts,
 		fs:         fs,
@@ -59,9 +63,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		writerDone: make(chan struct{}),
 		lone:       true,
 	}
-	if opts.Journal != nil {
-		l.jr = journalReq{rel: rel, done: make(chan error, 1), direct: l.datasync}
-	}
+	l.jg = jg
 	l.w.lastIdx = -1
 	empty := []*segment{}
 	l.segs.Store(&empty)

@@ -4,10 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"runtime"
-	"sync"
 	"time"
 
+	"github.com/atedb/atedb/internal/gather"
 	"github.com/atedb/atedb/internal/vfs"
 )
 
@@ -139,29 +138,7 @@ func (l *Log) gather() {
 	if l.lone {
 		return
 	}
-	yieldWhileGrowing(&l.mu, &l.pending)
-}
-
-// yieldWhileGrowing yields the processor while the queue q (guarded by mu)
-// keeps growing: a few times, 200 µs at most.
-func yieldWhileGrowing[T any](mu *sync.Mutex, q *[]T) {
-	mu.Lock()
-	n := len(*q)
-	mu.Unlock()
-	t0 := time.Now()
-	for range 4 {
-		if time.Since(t0) > 200*time.Microsecond {
-			return
-		}
-		runtime.Gosched()
-		mu.Lock()
-		m := len(*q)
-		mu.Unlock()
-		if m == n {
-			return
-		}
-		n = m
-	}
+	gather.WhileGrowing(&l.mu, &l.pending)
 }
 
 // finish is the writer's last step at Close.
@@ -219,12 +196,11 @@ func (l *Log) datasync() error {
 // journal instead of an fdatasync of the segment.
 func (l *Log) journalCommit(pos int64, data []byte) error {
 	w := &l.w
-	r := &l.jr
-	r.segID, r.first, r.name, r.pos, r.data = w.seg.id, w.seg.first, w.seg.name, pos, data
-	r.directed = false
-	err := l.opts.Journal.commit(r)
-	r.data = nil
-	if r.directed {
+	g := l.jg
+	g.FileNum, g.FileName, g.FileID, g.Pos, g.Data = w.seg.first, w.seg.name, w.seg.id, pos, data
+	err := l.opts.Journal.Commit(g)
+	g.Data = nil
+	if g.Directed() {
 		return err // l.datasync ran, and says what failed
 	}
 	if err != nil {
@@ -328,7 +304,7 @@ func (l *Log) commit(bs []batch) {
 	}
 	if l.opts.Sync == SyncAlways {
 		var err error
-		if j := l.opts.Journal; j != nil && !split && int64(len(data)) <= j.opts.MaxGroup {
+		if j := l.opts.Journal; j != nil && !split && int64(len(data)) <= j.MaxGroup() {
 			err = l.journalCommit(groupPos, data)
 		} else {
 			err = l.datasync()
@@ -454,7 +430,7 @@ func (l *Log) rotate(first uint64, need int64) error {
 			grown *= 2
 		}
 		grown = min(grown, l.opts.SegmentSize)
-		if err := growPrealloc(pa.f, size, grown); err != nil {
+		if err := vfs.GrowZeroed(pa.f, size, grown); err != nil {
 			return retry(grown, fmt.Errorf("grow to %d bytes: %w", grown, err))
 		}
 		size = grown

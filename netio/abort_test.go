@@ -39,7 +39,7 @@ func TestPipelineAbortAndRestart(t *testing.T) {
 		}, proto.CodeMalformed},
 		"same event twice in the batch": {func(k int) *proto.Append {
 			return &proto.Append{Events: [][]byte{testEvent(fmt.Sprint("b", k)), testEvent(fmt.Sprint("b", k))}}
-		}, proto.CodeValidationFailed},
+		}, proto.CodeDuplicate},
 		"batch too large": {func(k int) *proto.Append {
 			return &proto.Append{Events: testEvents(fmt.Sprint("b", k), 5)}
 		}, proto.CodeBatchTooLarge},

@@ -36,14 +36,64 @@ const maxKeptReplies = 256 << 10
 // maxKeptEvents bounds the event list of the reused Append message.
 const maxKeptEvents = 1024
 
-// conn is one client connection. Its goroutines:
+// connState is where a connection is in its life. It only moves forward,
+// through [conn.advance], which does what entering a state requires:
+//
+//	handshake ──► active ──► draining ──► closed
+//	    │            │                      ▲
+//	    └────────────┴──────────────────────┘  (kill: from any state)
+//
+// The states:
+//
+//   - handshake: serve reads the hello and runs the key exchange; it is the
+//     connection's only goroutine and writes to the socket itself.
+//   - active: the reader handles requests; the writer goroutine is the only
+//     one that writes to the socket (subscriptions, appends' callbacks and
+//     channel closers hand it replies and frames).
+//   - draining: no request is read any more. Entered by the reader (the
+//     client's end of stream, a Fatal to send, a read error), by Shutdown,
+//     or by a reply that failed to encode; entering it wakes a blocked
+//     read. serve then ends the subscriptions, waits for the appends in
+//     flight and the channels closing, queues the last message, lets the
+//     writer flush and end, releases the chains (and so the locks), and
+//     closes the socket.
+//   - closed: the socket is closed: nothing more is read or written. ctx is
+//     cancelled on entering it, which ends every wait of the connection's
+//     goroutines. Entered at the end of draining, or at once by kill (a
+//     failed write, a failed handshake, Server.Close, Shutdown's deadline,
+//     a panic).
+//
+// serve is the one close path: whichever way a connection ends, serve
+// runs finish and teardown, and teardown waits for every goroutine the
+// connection started before it returns.
+type connState int32
+
+const (
+	stateHandshake connState = iota
+	stateActive
+	stateDraining
+	stateClosed
+)
+
+var stateNames = [...]string{"handshake", "active", "draining", "closed"}
+
+// String returns the state's name.
+func (s connState) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("connState(%d)", int32(s))
+}
+
+// conn is one client connection. Its goroutines, all waited for by serve
+// before it returns:
 //
 //   - serve: hello, key exchange, then the reader loop, then the teardown;
-//   - the writer: it drains the reply queue, batches the replies and
-//     flushes once;
-//   - one per subscription, reading its chain cursor and writing its
-//     frames itself (with the replies queued meanwhile); wmu serialises
-//     the writes of all of them.
+//   - the writer (writer.go): the only socket writer after the handshake;
+//   - one per subscription, reading its chain cursor and handing its
+//     frames to the writer;
+//   - one per channel being closed, answering Closed once the channel's
+//     appends are answered.
 //
 // Replies never block the goroutine producing them: each one holds a slot
 // of the pending semaphore (MaxPending), taken by the reader before it
@@ -57,18 +107,13 @@ type conn struct {
 	log   *slog.Logger
 	nonce [proto.NonceSize]byte
 
-	ctx    context.Context // ends when the connection is torn down
+	st     atomic.Int32    // connState; moved by advance only
+	ctx    context.Context // cancelled on entering stateClosed
 	cancel context.CancelFunc
-
-	stopping atomic.Bool // Shutdown asked for a graceful end
-	killed   atomic.Bool
 
 	// existingOnly: the client asked (proto.FeatureExistingOnly) that its
 	// channels open only chains that exist. Set by the handshake.
 	existingOnly bool
-	// peerClosed: the client ended the stream cleanly (io.EOF) and the
-	// connection was not stopped otherwise. Set by finish.
-	peerClosed bool
 	// stream is the plain frame stream under fc, and sess the session
 	// sealing it (nil without wire encryption): release hands the
 	// stream's buffers back to proto's pools and wipes the session's keys
@@ -85,82 +130,85 @@ type conn struct {
 	closing map[uint32]struct{}
 	closers sync.WaitGroup // their goroutines
 
-	// Outgoing path. Replies are encoded straight into out (guarded by
-	// outMu), one body after the other, ends[i] closing body i; whoever
-	// writes swaps out and ends with the spare pair and writes them.
-	// Subscriptions write their frames themselves; wmu serialises every
-	// write to the socket and guards the fields below it.
+	// The outgoing queue (see writer.go), guarded by outMu: replies are
+	// encoded straight into out, one body after the other; items lists
+	// them and the subscriptions' frames in the order they are to go out.
 	slots chan struct{} // reply slots, MaxPending
 	outMu sync.Mutex
-	out   []byte   // encoded reply bodies, each holding one slot
-	ends  []int    // end of each body in out
-	offs  []uint64 // scratch for Confirmed offsets, guarded by outMu
-	// deferWake, guarded by outMu, is set while the reader hands an
-	// append that may commit inline: it writes the replies queued
-	// meanwhile itself (writeDeferredReplies) instead of waking the writer.
+	out   []byte
+	items []outItem
+	offs  []uint64 // scratch for Confirmed offsets
+	// deferWake is set while the reader hands an append that may commit
+	// inline: the replies queued meanwhile wake the writer once, in
+	// writeDeferredReplies, instead of one by one.
 	deferWake bool
-	wake      chan struct{}
-	writerEnd chan struct{} // closed to stop the writer after a last flush
-	writerWG  sync.WaitGroup
-	writeErr  atomic.Pointer[error]
+	// fatalQueued: a Fatal is in the queue (a reply failed to encode); no
+	// other last message follows it.
+	fatalQueued bool
+	outClosed   bool // closeQueue: the writer ends once the queue is written
+	wake        chan struct{}
+	writerWG    sync.WaitGroup
 
-	wmu       sync.Mutex
-	spareOut  []byte
-	spareEnds []int
-	scratch   []byte    // Events built for a FrameConn that cannot build in place
-	writeDL   time.Time // the socket's write deadline
+	// Owned by the writer goroutine.
+	spareOut   []byte
+	spareItems []outItem
+	scratch    []byte    // Events built for a FrameConn that cannot build in place
+	writeDL    time.Time // the socket's write deadline
+	werr       error     // the first write error: sticky
 
 	inflight sync.WaitGroup // appends handed to chains, not yet answered
 	subsWG   sync.WaitGroup
-}
-
-// frame is what a subscription writes: either a ready body, or (recs !=
-// nil) an Events message built from the records straight into the
-// outgoing buffer, so that an event is copied once, from the log's memory
-// map to the socket buffer (or sealed once, when encrypted).
-type frame struct {
-	body    []byte
-	recs    []chain.Record
-	channel uint32
-}
-
-// frameBuilder is implemented by proto.Stream and kex.Conn: frames built
-// in place (and, by kex.Conn, sealed where they were built).
-type frameBuilder interface {
-	BeginFrame() []byte
-	EndFrame(buf []byte) error
-}
-
-var (
-	_ frameBuilder = (*proto.Stream)(nil)
-	_ frameBuilder = (*kex.Conn)(nil)
-)
-
-func appendEvents(dst []byte, ch uint32, recs []chain.Record) []byte {
-	dst = proto.AppendEventsHeader(dst, ch)
-	for _, r := range recs {
-		dst = proto.AppendEventsItem(dst, r.Offset, r.Time, r.Payload)
-	}
-	return dst
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	remote := nc.RemoteAddr().String()
 	return &conn{
-		s:         s,
-		nc:        nc,
-		owner:     chain.Owner{Name: remote},
-		log:       s.cfg.Logger.With("remote", remote),
-		ctx:       ctx,
-		cancel:    cancel,
-		channels:  make(map[uint32]*channel),
-		closing:   make(map[uint32]struct{}),
-		slots:     make(chan struct{}, s.cfg.MaxPending),
-		wake:      make(chan struct{}, 1),
-		writerEnd: make(chan struct{}),
+		s:        s,
+		nc:       nc,
+		owner:    chain.Owner{Name: remote},
+		log:      s.cfg.Logger.With("remote", remote),
+		ctx:      ctx,
+		cancel:   cancel,
+		channels: make(map[uint32]*channel),
+		closing:  make(map[uint32]struct{}),
+		slots:    make(chan struct{}, s.cfg.MaxPending),
+		wake:     make(chan struct{}, 1),
 	}
 }
+
+// state returns the connection's state.
+func (c *conn) state() connState { return connState(c.st.Load()) }
+
+// advance moves the connection forward to state to, and reports whether
+// it moved (false: it was there or past it already). Entering draining
+// wakes a reader blocked on the socket; entering closed cancels ctx and
+// closes the socket. Safe for concurrent use.
+func (c *conn) advance(to connState) bool {
+	for {
+		from := c.state()
+		if from >= to {
+			return false
+		}
+		if c.st.CompareAndSwap(int32(from), int32(to)) {
+			break
+		}
+	}
+	switch to {
+	case stateDraining:
+		_ = c.nc.SetReadDeadline(aLongTimeAgo)
+	case stateClosed:
+		c.cancel()
+		c.nc.Close()
+	}
+	return true
+}
+
+// shutdown asks for a graceful end (Server.Shutdown).
+func (c *conn) shutdown() { c.advance(stateDraining) }
+
+// kill closes the connection at once.
+func (c *conn) kill() { c.advance(stateClosed) }
 
 // errFatal ends the connection after sending Fatal{code, reason}.
 type fatalError struct {
@@ -174,8 +222,8 @@ func fatalf(code proto.ErrorCode, format string, args ...any) error {
 	return &fatalError{code: code, reason: fmt.Sprintf(format, args...)}
 }
 
-// serve runs the connection from hello to close. A panic anywhere in it
-// closes this connection only.
+// serve runs the connection from hello to close; it is the connection's
+// one close path. A panic anywhere in it closes this connection only.
 func (c *conn) serve() {
 	defer c.s.untrack(c)
 	defer func() {
@@ -183,26 +231,29 @@ func (c *conn) serve() {
 			c.s.stats.panics.Add(1)
 			c.log.Error("connection panicked; closing it", "panic", p, "stack", string(debug.Stack()))
 			c.kill()
-			c.teardown()
+			c.teardown(false)
 		}
 	}()
 	// No SetNoDelay: Go creates every TCPConn with TCP_NODELAY set.
 	ch0, err := c.handshake()
 	if err != nil {
 		c.log.Debug("handshake failed", "err", err)
-		c.nc.Close()
-		c.cancel()
+		c.kill()
 		c.release()
 		return
 	}
-	c.log.Debug("connected")
 	c.writerWG.Add(1)
 	go c.writer()
+	if !c.st.CompareAndSwap(int32(stateHandshake), int32(stateActive)) {
+		// Shutdown (or Close) came during the handshake.
+		c.finish(nil)
+		return
+	}
+	c.log.Debug("connected")
 	if ch0 != nil {
 		c.openChannel0(ch0)
 	}
-	err = c.readLoop()
-	c.finish(err)
+	c.finish(c.readLoop())
 }
 
 // handshake reads the hello, answers it, runs the key exchange when
@@ -226,7 +277,7 @@ func (c *conn) handshake() (*chain.Key, error) {
 	var hdr [proto.FrameHeaderSize]byte
 	if _, err := io.ReadFull(c.nc, hdr[:]); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return refuse(proto.CodeTimeout, fmt.Sprintf("no hello within %s", cfg.HandshakeTimeout))
+			return refuse(c.handshakeTimeout(fmt.Sprintf("no hello within %s", cfg.HandshakeTimeout)))
 		}
 		return nil, fmt.Errorf("read hello: %w", err)
 	}
@@ -238,7 +289,7 @@ func (c *conn) handshake() (*chain.Key, error) {
 	helloBody := make([]byte, size)
 	if _, err := io.ReadFull(c.nc, helloBody); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return refuse(proto.CodeTimeout, fmt.Sprintf("hello incomplete after %s", cfg.HandshakeTimeout))
+			return refuse(c.handshakeTimeout(fmt.Sprintf("hello incomplete after %s", cfg.HandshakeTimeout)))
 		}
 		return nil, fmt.Errorf("read hello body: %w", err)
 	}
@@ -313,6 +364,15 @@ func (c *conn) handshake() (*chain.Key, error) {
 	return key, nil
 }
 
+// handshakeTimeout returns the refusal of a hello read that hit its
+// deadline: the handshake timeout, or Shutdown, which wakes the read.
+func (c *conn) handshakeTimeout(reason string) (proto.ErrorCode, string) {
+	if c.state() != stateHandshake {
+		return proto.CodeShuttingDown, "the server is shutting down"
+	}
+	return proto.CodeTimeout, reason
+}
+
 // readLoop reads and handles requests until the connection ends. Every
 // Ping it sends because of silence must be answered within the rest of
 // the idle timeout.
@@ -322,7 +382,7 @@ func (c *conn) readLoop() error {
 	var pingID uint64
 	var deadline time.Time
 	for {
-		if c.stopping.Load() {
+		if c.state() != stateActive {
 			return nil
 		}
 		// Moving the deadline costs a timer update: per frame it showed in
@@ -334,8 +394,8 @@ func (c *conn) readLoop() error {
 		}
 		body, err := c.fc.ReadFrame()
 		if err != nil {
-			if c.stopping.Load() || c.killed.Load() || c.ctx.Err() != nil {
-				return nil
+			if c.state() != stateActive {
+				return nil // Shutdown, kill, or a reply that failed to encode
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
@@ -378,60 +438,70 @@ func (c *conn) readError(err error) error {
 	return fmt.Errorf("read: %w", err)
 }
 
-// finish tears the connection down after the reader loop: it finishes
-// the appends in flight (their replies are still sent), tells the client
-// why it ends, flushes and closes.
+// finish ends the connection after the reader loop, whose error says
+// why: nil for the client's end of stream or a stop from elsewhere (the
+// state says which), a *fatalError to send. It moves to draining, ends the
+// subscriptions (answering Unsubscribed{shutting down} for the live ones
+// when the server is shutting down), waits for the appends in flight
+// (their replies are still sent) and the channels closing, queues the
+// last message (a Fatal) and tears down.
 func (c *conn) finish(err error) {
 	var fe *fatalError
+	shuttingDown := c.state() == stateDraining && c.s.shuttingDown()
+	linger := true
 	switch {
-	case c.killed.Load():
+	case c.state() == stateClosed:
 	case errors.As(err, &fe):
 		c.log.Info("closing connection", "code", fe.code.String(), "reason", fe.reason)
-		c.stopSubscriptions()
-		c.inflight.Wait()
-		c.closers.Wait()
-		c.forceReply(&proto.Fatal{Code: fe.code, Reason: fe.reason})
-	case c.stopping.Load():
-		c.stopSubscriptions()
-		c.inflight.Wait()
-		c.closers.Wait()
-		c.forceReply(&proto.Fatal{Code: proto.CodeShuttingDown, Reason: "the server is shutting down"})
+	case shuttingDown:
+		fe = &fatalError{code: proto.CodeShuttingDown, reason: "the server is shutting down"}
 	case err != nil:
 		c.log.Debug("connection ended", "err", err)
-	default:
+		var openErr *kex.OpenError
+		if errors.As(err, &openErr) {
+			c.kill() // the session is dead both ways: nothing more can be sent
+		}
+	case c.state() == stateActive:
+		// The reader saw io.EOF: after the client's clean end no unread
+		// input is left to turn the close into a reset that could lose
+		// our last frames, nothing to linger for.
 		c.log.Debug("connection closed by the client")
-		// The reader saw io.EOF (the other nil returns of readLoop come
-		// with a stop, a kill or a cancelled context).
-		c.peerClosed = c.ctx.Err() == nil
+		linger = false
 	}
-	c.teardown()
+	c.advance(stateDraining)
+	c.stopSubscriptions(fe != nil && fe.code == proto.CodeShuttingDown)
+	c.inflight.Wait()
+	c.closers.Wait()
+	c.outMu.Lock()
+	fatalQueued := c.fatalQueued
+	c.outMu.Unlock()
+	if fe != nil && !fatalQueued && c.acquireSlot() {
+		c.reply(&proto.Fatal{Code: fe.code, Reason: fe.reason})
+	}
+	c.teardown(linger)
 }
 
-// teardown stops everything the connection started, releases its chains
-// (and so its locks) and closes the socket. Safe to call more than once.
-func (c *conn) teardown() {
-	c.stopSubscriptions()
+// teardown stops everything the connection started and waits for it, lets
+// the writer write what is queued and end, releases the chains (and so the
+// locks) and then closes the socket: a client that waits for the end of
+// stream knows its locks are free. linger half-closes first and drains
+// what the client still sends for a moment (lingerClose). Safe to call
+// more than once.
+func (c *conn) teardown(linger bool) {
+	c.advance(stateDraining)
+	c.stopSubscriptions(false)
 	c.inflight.Wait()
-	c.closers.Wait() // their Closed replies are flushed below
-	select {
-	case <-c.writerEnd:
-	default:
-		close(c.writerEnd)
-	}
+	c.closers.Wait() // their Closed replies are written below
+	c.closeQueue()
 	c.writerWG.Wait()
 	for id, ch := range c.channels {
 		ch.h.Release()
 		delete(c.channels, id)
 	}
-	c.cancel()
-	if c.killed.Load() || c.writeErr.Load() != nil || c.peerClosed {
-		// After the client's clean end (io.EOF) no unread input is left
-		// to turn the close into a reset that could lose our last
-		// frames: nothing to linger for.
-		c.nc.Close()
-	} else {
+	if linger && c.state() != stateClosed {
 		lingerClose(c.nc)
 	}
+	c.kill()
 	c.release()
 }
 
@@ -449,294 +519,3 @@ func (c *conn) release() {
 		c.stream.Release()
 	}
 }
-
-// shutdown asks for a graceful end: the reader stops at once.
-func (c *conn) shutdown() {
-	c.stopping.Store(true)
-	_ = c.nc.SetReadDeadline(aLongTimeAgo)
-}
-
-// kill closes the connection at once.
-func (c *conn) kill() {
-	c.killed.Store(true)
-	c.cancel()
-	c.nc.Close()
-}
-
-// acquireSlot takes a reply slot, waiting while MaxPending replies are
-// outstanding. It returns false if the connection ends meanwhile.
-func (c *conn) acquireSlot() bool {
-	select {
-	case c.slots <- struct{}{}: // the usual case, without a two-way select
-		return true
-	default:
-	}
-	select {
-	case c.slots <- struct{}{}:
-		return true
-	case <-c.ctx.Done():
-		return false
-	}
-}
-
-// reply queues m, which holds a slot taken with acquireSlot. It never
-// blocks.
-func (c *conn) reply(m proto.Message) {
-	c.outMu.Lock()
-	c.appendReplyLocked(m)
-	wake := !c.deferWake
-	c.outMu.Unlock()
-	if wake {
-		c.wakeWriter()
-	}
-}
-
-// appendReplyLocked encodes m at the end of c.out.
-func (c *conn) appendReplyLocked(m proto.Message) {
-	start := len(c.out)
-	var err error
-	if c.out, err = m.AppendBinary(c.out); err != nil {
-		c.encodeFailedLocked(start, m.Type(), err)
-	}
-	c.ends = append(c.ends, len(c.out))
-}
-
-// encodeFailedLocked replaces a reply that failed to encode, from start
-// in c.out, with a Fatal: our own message failed to encode, a bug. Say so
-// rather than leave the request unanswered, and end the connection.
-func (c *conn) encodeFailedLocked(start int, t proto.MsgType, err error) {
-	c.log.Error("reply failed to encode", "type", t.String(), "err", err)
-	c.out, _ = (&proto.Fatal{Code: proto.CodeInternal, Reason: "server failed to encode a reply"}).AppendBinary(c.out[:start])
-	c.cancel()
-}
-
-// replyConfirmed queues Confirmed for count events from offset first; like
-// reply, it holds a slot and never blocks. It allocates nothing once the
-// connection's buffers have grown.
-func (c *conn) replyConfirmed(ch uint32, id, first uint64, count int) {
-	c.outMu.Lock()
-	c.offs = c.offs[:0]
-	for i := range count {
-		c.offs = append(c.offs, first+uint64(i))
-	}
-	m := proto.Confirmed{Channel: ch, CommitID: id, Offsets: c.offs}
-	start := len(c.out)
-	var err error
-	if c.out, err = m.AppendBinary(c.out); err != nil { // a concrete call: m stays on the stack
-		c.encodeFailedLocked(start, proto.TypeConfirmed, err)
-	}
-	c.ends = append(c.ends, len(c.out))
-	if cap(c.offs) > maxKeptOffsets {
-		c.offs = nil
-	}
-	wake := !c.deferWake
-	c.outMu.Unlock()
-	if wake {
-		c.wakeWriter()
-	}
-}
-
-// deferReplies makes replies queued from now on wait for
-// writeDeferredReplies instead of waking the writer. Reader only.
-func (c *conn) deferReplies() {
-	c.outMu.Lock()
-	c.deferWake = true
-	c.outMu.Unlock()
-}
-
-// writeDeferredReplies ends deferReplies and writes the replies queued
-// meanwhile from the reader's goroutine: after an inline commit the
-// Confirmed goes out without waking the writer goroutine (a hand-off of
-// several µs on the lone appender's path). If another goroutine is
-// writing, the writer is woken as usual. Reader only.
-func (c *conn) writeDeferredReplies() {
-	c.outMu.Lock()
-	c.deferWake = false
-	queued := len(c.ends) > 0
-	c.outMu.Unlock()
-	if !queued {
-		return
-	}
-	if !c.wmu.TryLock() {
-		c.wakeWriter()
-		return
-	}
-	c.writeRoundLocked()
-	c.wmu.Unlock()
-}
-
-// maxKeptOffsets bounds the Confirmed scratch a connection keeps.
-const maxKeptOffsets = 1024
-
-func (c *conn) wakeWriter() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-// forceReply queues m without a slot (the final Fatal).
-func (c *conn) forceReply(m proto.Message) {
-	select {
-	case c.slots <- struct{}{}:
-	default:
-		// Full: the writer is stuck; the Fatal would not get out anyway.
-		return
-	}
-	c.reply(m)
-}
-
-// sendFrame writes a subscription's frame, with the replies queued
-// meanwhile, and flushes, from the subscription's own goroutine: no hop
-// through the writer per frame. It waits while another goroutine writes,
-// and while the client does not read, up to WriteTimeout (then the
-// connection ends). It returns false, having written nothing, if ctx has
-// ended, and false if the connection failed to write.
-func (c *conn) sendFrame(ctx context.Context, f *frame) bool {
-	if ctx.Err() != nil {
-		return false
-	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if ctx.Err() != nil {
-		return false
-	}
-	c.armWriteDeadline()
-	c.writeFrame(f)
-	c.writeRepliesLocked()
-	c.flush()
-	return c.writeErr.Load() == nil
-}
-
-// writer writes the replies: it collects every queued reply, writes them
-// into the frame writer (which flushes by itself past 256 KiB) and flushes
-// once per round.
-func (c *conn) writer() {
-	defer c.writerWG.Done()
-	for {
-		end := false
-		select {
-		case <-c.wake:
-		case <-c.writerEnd:
-			end = true
-		}
-		c.wmu.Lock()
-		c.writeRoundLocked()
-		c.wmu.Unlock()
-		if end {
-			return
-		}
-	}
-}
-
-// writeRoundLocked writes every queued reply and flushes. Called with wmu
-// held.
-func (c *conn) writeRoundLocked() {
-	// Writes inside the round (the buffer flushes itself when full) must
-	// not run under the deadline of the last round, which may be long past
-	// after an idle spell.
-	c.armWriteDeadline()
-	for c.writeRepliesLocked() {
-	}
-	c.flush()
-}
-
-// writeRepliesLocked writes the queued replies, releasing their slots, and
-// reports whether there were any. Called with wmu held.
-func (c *conn) writeRepliesLocked() bool {
-	c.outMu.Lock()
-	out, ends := c.out, c.ends
-	c.out, c.ends = c.spareOut[:0], c.spareEnds[:0]
-	c.outMu.Unlock()
-	start := 0
-	for _, end := range ends {
-		c.write(out[start:end])
-		start = end
-		<-c.slots
-	}
-	if cap(out) > maxKeptReplies {
-		out = nil // a burst of long replies passed: do not keep its buffer
-	}
-	c.spareOut, c.spareEnds = out[:0], ends[:0]
-	return len(ends) > 0
-}
-
-// writeFrame writes a subscription frame. Called with wmu held.
-func (c *conn) writeFrame(f *frame) {
-	if f.recs == nil {
-		c.write(f.body)
-		return
-	}
-	if c.writeErr.Load() != nil {
-		return
-	}
-	if fb, ok := c.fc.(frameBuilder); ok {
-		if err := fb.EndFrame(appendEvents(fb.BeginFrame(), f.channel, f.recs)); err != nil {
-			c.writeFailed(err)
-		}
-		return
-	}
-	// Both FrameConns of this package build in place (kex.Conn seals the
-	// body where it was built); this is for any other: build in the
-	// connection's scratch buffer, then write it.
-	c.scratch = appendEvents(c.scratch[:0], f.channel, f.recs)
-	c.write(c.scratch)
-}
-
-func (c *conn) write(body []byte) {
-	if c.writeErr.Load() != nil {
-		return
-	}
-	if err := c.fc.WriteFrame(body); err != nil {
-		c.writeFailed(err)
-	}
-}
-
-func (c *conn) flush() {
-	if c.writeErr.Load() != nil {
-		return
-	}
-	c.armWriteDeadline()
-	if err := c.fc.Flush(); err != nil {
-		c.writeFailed(err)
-	}
-}
-
-// armWriteDeadline gives the writes that follow WriteTimeout. Moving the
-// deadline costs a timer update: it moves only once a sixty-fourth of the
-// timeout has passed since the last move.
-func (c *conn) armWriteDeadline() {
-	wt := c.s.cfg.WriteTimeout
-	if now := time.Now(); c.writeDL.Sub(now) < wt-wt/deadlineSlack {
-		c.writeDL = now.Add(wt)
-		_ = c.nc.SetWriteDeadline(c.writeDL)
-	}
-}
-
-// writeFailed makes the connection end: a client that does not read for
-// WriteTimeout, or a broken socket. The writer keeps draining (and
-// dropping) so that nobody waits on it.
-func (c *conn) writeFailed(err error) {
-	if c.writeErr.CompareAndSwap(nil, &err) {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			c.log.Warn("client stopped reading; closing its connection", "timeout", c.s.cfg.WriteTimeout)
-		} else {
-			c.log.Debug("write failed", "err", err)
-		}
-		// Mark the connection dead before waking the reader: a reader that
-		// woke first and saw it alive would take the timeout for silence,
-		// move its deadline forward and wait for a client that is not
-		// reading (IdleTimeout/2) before it noticed.
-		c.killed.Store(true)
-		c.cancel()
-		_ = c.nc.SetReadDeadline(aLongTimeAgo)
-		if testHookWriteFailed != nil {
-			testHookWriteFailed()
-		}
-	}
-}
-
-// testHookWriteFailed, when set (by tests, before any server starts), runs
-// after writeFailed has woken the reader: a writer slowed down there must
-// not let the reader outlive the connection.
-var testHookWriteFailed func()

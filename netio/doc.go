@@ -19,13 +19,24 @@
 //	serve:   hello (≤16 KiB, read with no read-ahead) ─► HelloAck ─► kex
 //	         handshake when encryption is negotiated, all within
 //	         HandshakeTimeout ─► channel 0 opened (Opened or Error) ─►
-//	         reader loop: one request at a time ─► teardown
-//	writer:  gathers every queued reply and flushes once
+//	         reader loop: one request at a time ─► finish ─► teardown
+//	writer:  the only goroutine that writes to the socket once the
+//	         handshake is over: it takes every queued reply and frame, in
+//	         the order they were queued, and flushes once per round
 //	per subscription: a cursor over the chain's log; history and live
-//	         events come from the same cursor; Events frames are built
-//	         straight from the log's memory map and written by the
-//	         subscription's goroutine itself, with the replies queued
-//	         meanwhile (one lock serialises the writers of a socket)
+//	         events come from the same cursor; it hands the writer one
+//	         frame at a time, which builds the Events message straight
+//	         from the log's memory map into the socket buffer
+//	per channel being closed: answers Closed once the channel's appends
+//	         are answered
+//
+// A connection has one state (handshake, active, draining, closed) that
+// only moves forward, and one close path: serve's finish and teardown end
+// the subscriptions, wait for the appends in flight, queue the last
+// message, let the writer flush, release the chains (and with them the
+// connection's locks), and only then close the socket. Every goroutine
+// the server starts, refusals of connections over the limit included, is
+// waited for by Shutdown and Close.
 //
 // A connection over MaxConnections gets a HelloAck with
 // CodeTooManyConnections and is closed. A panic in a connection's code
@@ -33,7 +44,8 @@
 // exactly one, on every path: Error for Open, Close, Subscribe and
 // Unsubscribe, CommitError for Append (also on a channel that is not open:
 // CodeUnknownChannel), LockResult for Lock and Unlock, ProveResult
-// (CodeDenied until the trust work lands), Pong for Ping. Garbage, an
+// (CodeUnknownChannel on a channel that is not open, otherwise CodeDenied
+// until the trust work lands), Pong for Ping. Garbage, an
 // oversized frame, a malformed or unknown message end the connection with
 // Fatal naming the problem; a frame that fails authentication ends an
 // encrypted connection without a word (its session is dead).
@@ -43,9 +55,9 @@
 // A connection has at most MaxPending replies outstanding: the reader
 // takes a slot before handling a request and waits when none is free, so a
 // client that pipelines without reading only stalls itself. A subscription
-// holds one frame: it writes the frame and reads the next batch only once
-// the socket took it, so a slow subscriber's cursor just lags behind,
-// costing writers nothing; one that accepts nothing for WriteTimeout is
+// holds one frame: it hands it to the writer and reads the next batch only
+// once the writer has written it, so a slow subscriber's cursor just lags
+// behind, costing writers nothing; one that accepts nothing for WriteTimeout is
 // disconnected.
 // Silence for IdleTimeout/2 draws a Ping; for IdleTimeout, Fatal(Timeout).
 //
@@ -59,19 +71,21 @@
 // ([chain.Writer.Reset]) and it and the following ones are handled
 // normally. A condition alone does not end the abort. Error codes:
 // CodeMalformed (an event does not decode), CodeClockSkew (client time
-// more than 2 s ahead), CodeValidationFailed (validation hook, or a batch
-// mixing stored and new events), CodeConflict (the condition failed; Head
-// is the chain's next offset), CodeAborted (behind a failed batch),
-// CodeBatchTooLarge, CodeStorageFailure (the log is poisoned),
-// CodeShuttingDown, CodeUnknownChannel (which aborts nothing). A batch
-// that exactly repeats stored events is confirmed with their original
-// offsets.
+// more than 2 s ahead), CodeValidationFailed (validation hook),
+// CodeDuplicate (a batch repeating a stored event, or one of its own,
+// that is not an exact retry), CodeConflict (the condition failed),
+// CodeAborted (behind a failed batch), CodeBatchTooLarge,
+// CodeStorageFailure (the log is poisoned), CodeShuttingDown,
+// CodeUnknownChannel (which aborts nothing). Every CommitError carries the
+// chain's next offset as Head (0 with CodeUnknownChannel). A batch that
+// exactly repeats stored events at consecutive offsets is confirmed with
+// their original offsets.
 //
 // An Append that is the last request the reader has buffered is handed to
 // the chain with [chain.AppendRequest.Inline]: when the chain's log is
-// quiet (a lone appender) the reader commits it itself and writes the
-// Confirmed itself, sparing the two goroutine hand-offs (log writer and
-// connection writer) of the general path. The reader then waits for that
+// quiet (a lone appender) the reader commits it itself, sparing the
+// hand-off to the log's writer goroutine, and the replies queued meanwhile
+// (the Confirmed among them) wake the connection's writer once. The reader then waits for that
 // fdatasync before reading the connection's next request; with requests
 // buffered, or under concurrency, appends go through the log's writer and
 // its group commit as usual.

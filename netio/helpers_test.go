@@ -20,6 +20,7 @@ import (
 	"github.com/atedb/atedb/kex"
 	"github.com/atedb/atedb/mmaplog"
 	"github.com/atedb/atedb/proto"
+	"github.com/atedb/atedb/store"
 )
 
 // testServer is a Server on loopback with an in-memory registry.
@@ -40,19 +41,32 @@ type storeOpts struct {
 type logStore struct {
 	mu   sync.Mutex
 	opts memlog.Options
-	logs map[string]*memlog.Log
+	logs map[chain.Key]*memlog.Log
 }
 
-func (s *logStore) open(dir string) (chain.Log, error) {
+func (s *logStore) Open(key chain.Key) (chain.Log, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := memlog.New(s.opts)
 	if s.logs == nil {
-		s.logs = map[string]*memlog.Log{}
+		s.logs = map[chain.Key]*memlog.Log{}
 	}
-	s.logs[dir] = l
+	s.logs[key] = l
 	return l, nil
 }
+
+func (s *logStore) Exists(key chain.Key) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.logs[key]
+	return ok, nil
+}
+
+// storeFunc is a chain.Store made of an open function (Exists: never).
+type storeFunc func(key chain.Key) (chain.Log, error)
+
+func (f storeFunc) Open(key chain.Key) (chain.Log, error) { return f(key) }
+func (f storeFunc) Exists(chain.Key) (bool, error)        { return false, nil }
 
 func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("NETIO_TEST_LOG") != "" {
@@ -67,14 +81,19 @@ func startServer(t testing.TB, cfg Config, chainCfg chain.Config, logOpts storeO
 	t.Helper()
 	ts := &testServer{addrs: map[string]string{}, logs: &logStore{opts: logOpts.Options}}
 	if cfg.Registry == nil {
-		if chainCfg.Root == "" {
-			chainCfg.Root = t.TempDir()
-		}
-		if chainCfg.Open == nil {
-			chainCfg.Open = ts.logs.open
+		if chainCfg.Store == nil {
+			chainCfg.Store = ts.logs
 		}
 		if logOpts.Real {
-			chainCfg.Open = mmapstore.Opener(mmaplog.Options{SegmentSize: 4 << 20, MaxRecordSize: 1 << 20})
+			root, err := store.Open(t.TempDir(), store.Options{
+				Log:    mmaplog.Options{SegmentSize: 4 << 20, MaxRecordSize: 1 << 20},
+				Logger: testLogger(t),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { root.Close() }) // after the registry's
+			chainCfg.Store = mmapstore.New(root)
 		}
 		chainCfg.Logger = testLogger(t)
 		reg, err := chain.NewRegistry(chainCfg)

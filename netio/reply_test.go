@@ -23,13 +23,14 @@ func TestReplyConfirmedAllocs(t *testing.T) {
 		// What the writer does, without a socket.
 		c.outMu.Lock()
 		c.out, c.spareOut = c.spareOut[:0], c.out
-		c.ends, c.spareEnds = c.spareEnds[:0], c.ends
+		c.items, c.spareItems = c.spareItems[:0], c.items
 		c.outMu.Unlock()
 	}
 	round()
 	start := 0
 	first := id - 7
-	for i, end := range c.spareEnds {
+	for i, it := range c.spareItems {
+		end := it.end
 		var m proto.Confirmed
 		if err := m.Decode(c.spareOut[start:end]); err != nil {
 			t.Fatalf("reply %d does not decode: %v", i, err)

@@ -102,6 +102,7 @@ type Server struct {
 	active   atomic.Int64 // connections counted against MaxConnections
 	refusing atomic.Int64 // refusals being written
 	connWG   sync.WaitGroup
+	refusals sync.WaitGroup // the goroutines writing refusals
 
 	// handoff passes an accepted connection to an idle worker (see
 	// startConn); workers counts the worker goroutines.
@@ -249,8 +250,9 @@ func (s *Server) untrack(c *conn) {
 }
 
 // refuse answers a connection over the limit with a refusing HelloAck, in
-// a goroutine of its own and within one second; beyond MaxConnections
-// refusals at once it just closes.
+// a goroutine of its own (tracked: Shutdown and Close wait for it) and
+// within 1.5 seconds (one to write, half a second to linger); beyond
+// MaxConnections refusals at once it just closes.
 func (s *Server) refuse(nc net.Conn) {
 	s.stats.refused.Add(1)
 	if s.refusing.Add(1) > int64(s.cfg.MaxConnections) {
@@ -258,8 +260,18 @@ func (s *Server) refuse(nc net.Conn) {
 		nc.Close()
 		return
 	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.refusing.Add(-1)
+		nc.Close()
+		return
+	}
+	s.refusals.Add(1) // under mu: never after wait has begun
+	s.mu.Unlock()
 	s.cfg.Logger.Warn("connection refused: too many connections", "remote", nc.RemoteAddr().String(), "limit", s.cfg.MaxConnections)
 	go func() {
+		defer s.refusals.Done()
 		defer s.refusing.Add(-1)
 		ack := proto.HelloAck{Version: proto.ProtocolVersion, Code: proto.CodeTooManyConnections,
 			Reason: fmt.Sprintf("the server has reached its limit of %d connections; try again later", s.cfg.MaxConnections)}
@@ -296,8 +308,10 @@ var drainBufs = sync.Pool{New: func() any { return new([drainSize]byte) }}
 
 // Shutdown stops the server gracefully: it closes the listeners, stops
 // reading new requests, lets every connection finish the appends it has in
-// flight and send their replies, tells clients it is shutting down (Fatal
-// CodeShuttingDown), and waits for the connections to end. If ctx ends
+// flight and send their replies, tells clients it is shutting down
+// (Unsubscribed{CodeShuttingDown} for each live subscription, then
+// Fatal{CodeShuttingDown}), and waits for the connections and every other
+// goroutine it started (refusals included) to end. If ctx ends
 // first it closes the remaining connections at once and returns ctx.Err().
 // The registry is not closed: close it after Shutdown returns.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -307,8 +321,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() {
-		s.connWG.Wait()
-		s.workers.Wait() // no worker starts once every tracked conn is served
+		s.wait()
 		close(done)
 	}()
 	select {
@@ -331,9 +344,28 @@ func (s *Server) Close() error {
 	for _, c := range conns {
 		c.kill()
 	}
+	s.wait()
+	return nil
+}
+
+// wait waits for every goroutine the server started: the connections'
+// (each connection waits for its own before it is untracked), the
+// workers, and the refusals. Called once s.done is closed, so that no
+// new one starts.
+func (s *Server) wait() {
 	s.connWG.Wait()
 	s.workers.Wait() // no worker starts once every tracked conn is served
-	return nil
+	s.refusals.Wait()
+}
+
+// shuttingDown reports whether Shutdown or Close has been called.
+func (s *Server) shuttingDown() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (s *Server) stop() []*conn {

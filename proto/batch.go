@@ -258,9 +258,9 @@ func (m *Append) Decode(body []byte) error {
 }
 
 // Confirmed acknowledges an Append: every event is validated and durable.
-// Offsets[i] is the offset of the batch's event i: new events get
-// consecutive offsets; a duplicate of an already stored event (a retried
-// batch) gets its original offset.
+// Offsets[i] is the offset of the batch's event i. A batch's offsets are
+// consecutive (PROTOCOL.md §6.14): a new batch is stored at new ones, an
+// exact retry gets its events' original ones.
 //
 //	body = 0x31 | uvarint channel | uvarint commit id | uvarint n
 //	       | [uvarint offsets[0] | (n-1) * zigzag varint (offsets[i] - offsets[i-1] - 1)]

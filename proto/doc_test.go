@@ -3,6 +3,7 @@ package proto
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -193,6 +194,84 @@ func TestProtocolDocExamples(t *testing.T) {
 	for _, typ := range []MsgType{TypeHello, TypeHelloAck, TypeAppend} {
 		if !seen[typ] {
 			t.Errorf("PROTOCOL.md has no worked example of %s", typ)
+		}
+	}
+}
+
+// blockHex returns the bytes of a ```hex block: comments dropped, spaces
+// and line breaks ignored.
+func blockHex(t *testing.T, block string) []byte {
+	t.Helper()
+	var hexText strings.Builder
+	for _, line := range strings.Split(block, "\n") {
+		if j := strings.Index(line, "#"); j >= 0 {
+			line = line[:j]
+		}
+		hexText.WriteString(strings.Join(strings.Fields(line), ""))
+	}
+	raw, err := hex.DecodeString(hexText.String())
+	if err != nil {
+		t.Fatalf("bad hex: %v", err)
+	}
+	return raw
+}
+
+// TestProtocolDocPasteableHex: the commented ```hex blocks cannot be fed
+// to a hex decoder as they are, so each is followed by the same bytes on
+// one line, which can.
+func TestProtocolDocPasteableHex(t *testing.T) {
+	doc := readProtocolDoc(t)
+	block := regexp.MustCompile("(?s)```hex\n(.*?)```\n\nThe same bytes on one line, to paste \\(`xxd -r -p`\\):\n`([0-9a-f]+)`\n")
+	all := strings.Count(doc, "```hex\n")
+	found := block.FindAllStringSubmatch(doc, -1)
+	if len(found) != all {
+		t.Fatalf("%d of PROTOCOL.md's %d hex examples are followed by their bytes on one line", len(found), all)
+	}
+	for i, m := range found {
+		if got := hex.EncodeToString(blockHex(t, m[1])); got != m[2] {
+			t.Errorf("example %d: the one-line form %s is not the block's bytes %s", i, m[2], got)
+		}
+	}
+}
+
+// TestProtocolDocKexExample: in §11.12, the Hello and the HelloAck are
+// spelled out in full, their stated sizes are their real sizes, and they
+// are the bytes of the known-answer vector they come from.
+func TestProtocolDocKexExample(t *testing.T) {
+	sec := docSection(t, readProtocolDoc(t), "### 11.12")
+	b, err := os.ReadFile("../kex/testdata/kat.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vectors []map[string]any
+	if err := json.Unmarshal(b, &vectors); err != nil {
+		t.Fatal(err)
+	}
+	var vector map[string]any
+	for _, v := range vectors {
+		if v["name"] == "128/none" {
+			vector = v
+		}
+	}
+	if vector == nil {
+		t.Fatal("kat.json has no vector 128/none")
+	}
+	for _, msg := range []struct{ name, field string }{{"Hello", "hello"}, {"HelloAck", "hello_ack"}} {
+		m := regexp.MustCompile(`(?m)^` + msg.name + ` \((\d+) bytes\): ` + "`([0-9a-f ]+)`").FindStringSubmatch(sec)
+		if m == nil {
+			t.Errorf("§11.12 does not give the %s in full as \"%s (N bytes): `hex`\"", msg.name, msg.name)
+			continue
+		}
+		raw, err := hex.DecodeString(strings.ReplaceAll(m[2], " ", ""))
+		if err != nil {
+			t.Errorf("§11.12 %s: %v", msg.name, err)
+			continue
+		}
+		if n, _ := strconv.Atoi(m[1]); n != len(raw) {
+			t.Errorf("§11.12 says the %s is %d bytes; its bytes are %d", msg.name, n, len(raw))
+		}
+		if want, _ := vector[msg.field].(string); hex.EncodeToString(raw) != want {
+			t.Errorf("§11.12 %s = %x, the vector's is %s", msg.name, raw, want)
 		}
 	}
 }

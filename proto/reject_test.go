@@ -139,7 +139,7 @@ func TestMessageRejects(t *testing.T) {
 		"ack reason with ok":     {cat([]byte{byte(TypeHelloAck), 1, 0, 0, 0}, make([]byte, 32), []byte{1, 'x'}), ErrNonCanonical, "reason"},
 		"ack version 9":          {[]byte{byte(TypeHelloAck), 9}, ErrUnsupportedVersion, "version"},
 		"fatal code ok":          {[]byte{byte(TypeFatal), 0, 0}, ErrInvalid, "code"},
-		"fatal unknown code":     {[]byte{byte(TypeFatal), 0xe7, 0x07, 0}, ErrInvalid, "code"},
+		"fatal code beyond u16":  {[]byte{byte(TypeFatal), 0x80, 0x80, 0x04, 0}, ErrInvalid, "code"},
 		"error for append":       {[]byte{byte(TypeError), 0, byte(TypeAppend), 1, 0}, ErrInvalid, "request"},
 		"channel too large":      {cat([]byte{byte(TypeOpened)}, binary.AppendUvarint(nil, 1<<32)), ErrInvalid, "channel"},
 		"channel overflow":       {cat([]byte{byte(TypeOpened)}, bytes.Repeat([]byte{0xff}, 10), []byte{1}), ErrInvalid, "channel"},
@@ -250,5 +250,18 @@ func TestErrorCodes(t *testing.T) {
 	err := error(&CodeError{Code: CodeConflict, Reason: "head 5"})
 	if !errors.Is(err, &CodeError{Code: CodeConflict}) || errors.Is(err, &CodeError{Code: CodeDenied}) {
 		t.Error("CodeError.Is does not match by code")
+	}
+}
+
+// TestUnknownCodeDecodes: a code this version does not define (a newer
+// peer's) decodes, keeps its value and names itself, so that it fails the
+// request it answers rather than the message (PROTOCOL.md §4).
+func TestUnknownCodeDecodes(t *testing.T) {
+	var m Fatal
+	if err := m.Decode([]byte{byte(TypeFatal), 0xe7, 0x07, 1, 'x'}); err != nil {
+		t.Fatalf("Fatal with code 999: %v", err)
+	}
+	if m.Code != 999 || m.Code.String() != "ErrorCode(999)" || m.Reason != "x" {
+		t.Fatalf("decoded %+v (%s), want code 999 reason x", m, m.Code)
 	}
 }

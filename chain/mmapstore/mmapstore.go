@@ -1,33 +1,41 @@
-// Package mmapstore adapts mmaplog, atedb's durable memory-mapped log, to
-// the [chain.Log] interface, so that cmd/atedb can hand chain.Registry a
-// real log:
+// Package mmapstore shows the storage root (package store) and its logs
+// (package mmaplog) to package chain, so that cmd/atedb can hand
+// chain.Registry a real store:
 //
-//	reg, err := chain.NewRegistry(chain.Config{
-//		Root: logsPath,
-//		Open: mmapstore.Opener(mmaplog.Options{Sync: mmaplog.SyncAlways}),
-//	})
+//	root, err := store.Open(logsPath, store.Options{Journal: true})
+//	reg, err := chain.NewRegistry(chain.Config{Store: mmapstore.New(root)})
 //
-// Records are converted field by field; payloads still alias the log's
-// memory map, so history replay copies each event once, from the map into
-// the outgoing frame.
+// A chain key maps to the directory <logs>/<key segments>/@log
+// (chain.LogDirName). Records are converted field by field; payloads still
+// alias the log's memory map, so history replay copies each event once,
+// from the map into the outgoing frame.
 package mmapstore
 
 import (
 	"github.com/atedb/atedb/chain"
 	"github.com/atedb/atedb/mmaplog"
+	"github.com/atedb/atedb/store"
 )
 
-// Opener returns a chain.Opener that opens (creating) an mmaplog.Log with
-// opts in each chain's directory.
-func Opener(opts mmaplog.Options) chain.Opener {
-	return func(dir string) (chain.Log, error) {
-		l, err := mmaplog.Open(dir, opts)
-		if err != nil {
-			return nil, err
-		}
-		return Log{l}, nil
+// Store is a store.Root seen as a chain.Store.
+type Store struct{ root *store.Root }
+
+var _ chain.Store = Store{}
+
+// New returns root as a chain.Store.
+func New(root *store.Root) Store { return Store{root} }
+
+// Open implements chain.Store.
+func (s Store) Open(key chain.Key) (chain.Log, error) {
+	l, err := s.root.Open(key.Dir(""))
+	if err != nil {
+		return nil, err
 	}
+	return Log{l}, nil
 }
+
+// Exists implements chain.Store.
+func (s Store) Exists(key chain.Key) (bool, error) { return s.root.Exists(key.Dir("")) }
 
 // Log is an *mmaplog.Log seen as a chain.Log. It is safe for concurrent
 // use, as the log is.

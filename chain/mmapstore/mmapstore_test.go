@@ -13,6 +13,7 @@ import (
 	"github.com/atedb/atedb/chain/mmapstore"
 	"github.com/atedb/atedb/mmaplog"
 	"github.com/atedb/atedb/proto"
+	"github.com/atedb/atedb/store"
 )
 
 func event(s string) []byte {
@@ -31,17 +32,35 @@ func events(prefix string, n int) [][]byte {
 	return out
 }
 
-func open(t *testing.T, root string) *chain.Registry {
+// stack is a registry on a storage root; Close closes both, in order.
+type stack struct {
+	*chain.Registry
+	root *store.Root
+}
+
+func (s stack) Close() error {
+	err := s.Registry.Close()
+	if rerr := s.root.Close(); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+func open(t *testing.T, dir string) stack {
 	t.Helper()
-	r, err := chain.NewRegistry(chain.Config{
-		Root:   root,
-		Open:   mmapstore.Opener(mmaplog.Options{SegmentSize: 1 << 20, MaxRecordSize: 64 << 10}),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	root, err := store.Open(dir, store.Options{
+		Log:    mmaplog.Options{SegmentSize: 1 << 20, MaxRecordSize: 64 << 10},
+		Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r
+	r, err := chain.NewRegistry(chain.Config{Store: mmapstore.New(root), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stack{r, root}
 }
 
 func appendWait(t *testing.T, h *chain.Handle, w *chain.Writer, req chain.AppendRequest) chain.Result {

@@ -919,3 +919,34 @@ func BenchmarkE2EAppend(b *testing.B) {
 		}
 	})
 }
+
+// TestE2ESecondServerRefused: while one atedb serves a logs directory, a
+// second one on the same directory, in any mode and on another port,
+// refuses to start with a message naming the directory and the first one's
+// process, and the first keeps serving.
+func TestE2ESecondServerRefused(t *testing.T) {
+	dir := t.TempDir()
+	first := startSolo(t, "127.0.0.1", 0, dir)
+	if r := cli(t, "x\n", "append", first.url("two/servers")); r.code != 0 {
+		t.Fatalf("append to the first server: %d %s", r.code, r.stderr)
+	}
+	for _, flags := range [][]string{nil, {"--sync", "interval"}, {"--journal=false"}} {
+		t.Run(strings.Join(append([]string{"solo"}, flags...), " "), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			args := append(append([]string{"--no-auth", "solo"}, flags...), "-l", "127.0.0.1", "-p", "0", dir)
+			code, _, stderr := runCmd(t, ctx, args...)
+			if code == 0 {
+				t.Fatal("a second server on the same logs directory started")
+			}
+			for _, want := range []string{"another atedb", fmt.Sprintf("process %d", first.cmd.Process.Pid)} {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr %q does not say %q", stderr, want)
+				}
+			}
+		})
+	}
+	if r := cli(t, "y\n", "append", first.url("two/servers")); r.code != 0 || !strings.Contains(r.stdout, "1") {
+		t.Fatalf("the first server after the refusals: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -15,10 +15,12 @@ import (
 
 	"github.com/atedb/atedb/chain"
 	"github.com/atedb/atedb/chain/mmapstore"
+	"github.com/atedb/atedb/journal"
 	"github.com/atedb/atedb/kex"
 	"github.com/atedb/atedb/mmaplog"
 	"github.com/atedb/atedb/netio"
 	"github.com/atedb/atedb/proto"
+	"github.com/atedb/atedb/store"
 )
 
 // defaultLogsPath is where solo keeps its chains without a logs-path.
@@ -76,9 +78,9 @@ func soloCommand(root *rootConfig) *ffcli.Command {
 	}
 	fs.StringVar(&c.sync, "sync", "always", "when appends are confirmed: always (after fdatasync) or interval (after the write; fdatasync every --sync-interval)")
 	fs.DurationVar(&c.syncInterval, "sync-interval", mmaplog.DefaultSyncInterval, "fdatasync period with --sync interval")
-	fs.BoolVar(&c.journal, "journal", true, "with --sync always: make every chain's appends durable through one commit journal (logs-path/"+mmaplog.JournalDirName+
+	fs.BoolVar(&c.journal, "journal", true, "with --sync always: make every chain's appends durable through one commit journal (logs-path/"+journal.DirName+
 		"), so that appends to many chains share fdatasyncs; false: each chain syncs its own log")
-	fs.Int64Var(&c.journalSize, "journal-size", mmaplog.DefaultJournalFileSize, "size in bytes of each of the journal's two files; "+
+	fs.Int64Var(&c.journalSize, "journal-size", journal.DefaultFileSize, "size in bytes of each of the journal's two files; "+
 		"larger files mean fewer checkpoints (each one syncs every segment written since the last)")
 	fs.Int64Var(&c.segmentSize, "segment-size", mmaplog.DefaultSegmentSize, "size of each log segment file in bytes")
 	fs.IntVar(&c.maxConns, "max-connections", 1024, "connections served at once; more are refused with \"too many connections\"")
@@ -199,6 +201,24 @@ func (c *soloConfig) exec(ctx context.Context, args []string) error {
 	root := c.root
 	log := root.Logger
 	out := root.Stdout
+	storeOpts := store.Options{
+		Log: mmaplog.Options{
+			SegmentSize:   c.segmentSize,
+			MaxRecordSize: c.maxBatchBytes,
+			Sync:          mode,
+			SyncInterval:  c.syncInterval,
+		},
+		Journal:         c.journal,
+		JournalFileSize: c.journalSize,
+		Logger:          log,
+	}
+	if err := store.CheckOptions(storeOpts); err != nil {
+		return usagef("%v", err)
+	}
+	if need := mmaplog.BatchSpace(c.maxBatchEvents, c.maxBatchBytes); need > c.segmentSize {
+		return usagef("--segment-size %d cannot hold one batch of --max-batch-events %d and --max-batch-bytes %d (%d bytes with the record headers)",
+			c.segmentSize, c.maxBatchEvents, c.maxBatchBytes, need)
+	}
 	if err := c.prof.start(); err != nil {
 		return err
 	}
@@ -222,17 +242,15 @@ func (c *soloConfig) exec(ctx context.Context, args []string) error {
 		c.identity = file
 	}
 
-	logOpts := mmaplog.Options{
-		SegmentSize:   c.segmentSize,
-		MaxRecordSize: c.maxBatchBytes,
-		Sync:          mode,
-		SyncInterval:  c.syncInterval,
-		Logger:        log,
+	// One order: the storage root first (it locks the logs directory and
+	// replays the journal an earlier run left), then the registry on top
+	// of it, then the network.
+	storage, err := store.Open(logs, storeOpts)
+	if err != nil {
+		return err
 	}
 	reg, err := chain.NewRegistry(chain.Config{
-		Root: logs,
-		// logOpts.Journal is set below, before Serve opens any chain.
-		Open:           func(dir string) (chain.Log, error) { return mmapstore.Opener(logOpts)(dir) },
+		Store:          mmapstore.New(storage),
 		IdleGrace:      c.idleClose,
 		DedupWindow:    c.dedupWindow,
 		MaxBatchEvents: c.maxBatchEvents,
@@ -240,24 +258,13 @@ func (c *soloConfig) exec(ctx context.Context, args []string) error {
 		Logger:         log,
 	})
 	if err != nil {
+		_ = storage.Close()
 		return err
-	}
-	var journal *mmaplog.Journal
-	if mode == mmaplog.SyncAlways && c.journal {
-		// Opened before any chain: it replays what a crash left in it.
-		journal, err = mmaplog.OpenJournal(reg.Root(), mmaplog.JournalOptions{FileSize: c.journalSize, Logger: log})
-		if err != nil {
-			_ = reg.Close()
-			return err
-		}
-		logOpts.Journal = journal
 	}
 	closeStorage := func() error {
 		err := reg.Close()
-		if journal != nil {
-			if jerr := journal.Close(); err == nil && jerr != nil {
-				err = fmt.Errorf("closing the commit journal: %w", jerr)
-			}
+		if serr := storage.Close(); err == nil && serr != nil {
+			err = fmt.Errorf("closing the logs directory: %w", serr)
 		}
 		return err
 	}
@@ -286,15 +293,15 @@ func (c *soloConfig) exec(ctx context.Context, args []string) error {
 
 	family := map[string]string{"tcp": "IPv4 and IPv6", "tcp4": "IPv4 only", "tcp6": "IPv6 only"}
 	network, _, _ := netio.ListenAddr(c.listen, c.port)
-	fmt.Fprintf(out, "atedb solo: serving the chains in %s\n", reg.Root())
+	fmt.Fprintf(out, "atedb solo: serving the chains in %s\n", storage.Dir())
 	fmt.Fprintf(out, "Listening on %s (%s); clients connect to tcp://HOST:%d%s/<chain-key>\n",
 		l.Addr(), family[network], l.Addr().(*net.TCPAddr).Port, netio.Route)
 	fmt.Fprintf(out, "Durability: --sync %s", mode)
 	if mode == mmaplog.SyncInterval {
 		fmt.Fprintf(out, " (fdatasync every %s; a power loss can lose what was confirmed since)", c.syncInterval)
 	}
-	if journal != nil {
-		fmt.Fprintf(out, ", commit journal in %s", filepath.Join(reg.Root(), mmaplog.JournalDirName))
+	if storage.Journal() != nil {
+		fmt.Fprintf(out, ", commit journal in %s", filepath.Join(storage.Dir(), journal.DirName))
 	}
 	fmt.Fprintln(out)
 	if root.WireEncryption == 0 {

@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -66,6 +67,15 @@ type Rule struct {
 	// Short, for OpWrite: write only the first Short bytes (capped at the
 	// buffer length) before failing, as a write that runs out of space does.
 	Short int
+	// Hook, if set, is called each time the rule fires, before the
+	// operation fails (and before a Short write's bytes are written): for
+	// example MemFS.Crash, to cut the power at an exact operation.
+	Hook func(op Op, path string)
+	// Lie, for the sync kinds (OpSync, OpDatasync, OpSyncFS, OpSyncDir):
+	// the operation reports success without syncing anything, as a disk
+	// whose cache drops flushes does. Mutation tests use it to show that
+	// a crash test notices a missing sync.
+	Lie bool
 }
 
 // FaultError is returned by an injected fault. It unwraps to the rule's Err.
@@ -135,6 +145,14 @@ func (in *Injector) Seen(ops Op) int {
 
 // check returns the rule that fails op on path, if any.
 func (in *Injector) check(op Op, path string) (Rule, bool) {
+	r, ok := in.match(op, path)
+	if ok && r.Hook != nil {
+		r.Hook(op, path)
+	}
+	return r, ok
+}
+
+func (in *Injector) match(op Op, path string) (Rule, bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.seen == nil {
@@ -158,9 +176,25 @@ func (in *Injector) check(op Op, path string) (Rule, bool) {
 
 func (in *Injector) fail(op Op, path string) error {
 	if r, ok := in.check(op, path); ok {
+		if r.Lie && op&OpAnySync != 0 {
+			return errLied
+		}
 		return &FaultError{Op: op, Path: path, Err: r.Err}
 	}
 	return nil
+}
+
+// errLied tells a sync operation to report success without syncing.
+var errLied = errors.New("vfs: sync skipped by a Lie rule")
+
+// failSync is fail for the sync kinds: (skip, err) with skip set by a Lie
+// rule.
+func (in *Injector) failSync(op Op, path string) (skip bool, err error) {
+	err = in.fail(op, path)
+	if err == errLied {
+		return true, nil
+	}
+	return false, err
 }
 
 // Inject wraps fsys so that every operation first consults in.
@@ -228,7 +262,7 @@ func (f *faultFS) List(dir string) ([]string, error) {
 }
 
 func (f *faultFS) SyncDir(dir string) error {
-	if err := f.in.fail(OpSyncDir, dir); err != nil {
+	if skip, err := f.in.failSync(OpSyncDir, dir); skip || err != nil {
 		return err
 	}
 	return f.fs.SyncDir(dir)
@@ -298,21 +332,21 @@ func (f *faultFile) Allocate(size int64) error {
 }
 
 func (f *faultFile) Sync() error {
-	if err := f.in.fail(OpSync, f.Name()); err != nil {
+	if skip, err := f.in.failSync(OpSync, f.Name()); skip || err != nil {
 		return err
 	}
 	return f.File.Sync()
 }
 
 func (f *faultFile) Datasync() error {
-	if err := f.in.fail(OpDatasync, f.Name()); err != nil {
+	if skip, err := f.in.failSync(OpDatasync, f.Name()); skip || err != nil {
 		return err
 	}
 	return f.File.Datasync()
 }
 
 func (f *faultFile) SyncFS() error {
-	if err := f.in.fail(OpSyncFS, f.Name()); err != nil {
+	if skip, err := f.in.failSync(OpSyncFS, f.Name()); skip || err != nil {
 		return err
 	}
 	return f.File.SyncFS()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -241,7 +240,7 @@ func TestIdleTimeoutPings(t *testing.T) {
 
 func TestShutdownFinishesInFlightAppends(t *testing.T) {
 	logs := &logStore{opts: memlog.Options{Delay: 200 * time.Millisecond}}
-	reg, err := chain.NewRegistry(chain.Config{Root: t.TempDir(), Open: logs.open, Logger: testLogger(t)})
+	reg, err := chain.NewRegistry(chain.Config{Store: logs, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,13 +319,13 @@ func TestCloseDoesNotStallOtherChannels(t *testing.T) {
 	held := memlog.New(memlog.Options{Hold: true})
 	t.Cleanup(func() { held.Release(-1) })
 	logs := &logStore{}
-	open := func(dir string) (chain.Log, error) {
-		if strings.Contains(dir, "slow") {
+	open := storeFunc(func(key chain.Key) (chain.Log, error) {
+		if strings.Contains(key.String(), "slow") {
 			return held, nil
 		}
-		return logs.open(dir)
-	}
-	ts := startServer(t, Config{}, chain.Config{Open: open}, storeOpts{})
+		return logs.Open(key)
+	})
+	ts := startServer(t, Config{}, chain.Config{Store: open}, storeOpts{})
 	c := dial(t, ts.addrs["v4"], "", kex.KeySizeNone)
 	c.send(&proto.Open{Channel: 1, ChainKey: "close/slow"})
 	expect[*proto.Opened](c)
@@ -377,8 +376,7 @@ func TestCloseDoesNotStallOtherChannels(t *testing.T) {
 // CodeNoSuchChain and leave nothing on disk; existing chains open as
 // usual. Without the feature, chains are created on first use.
 func TestExistingOnly(t *testing.T) {
-	root := t.TempDir()
-	ts := startServer(t, Config{}, chain.Config{Root: root}, storeOpts{})
+	ts := startServer(t, Config{}, chain.Config{}, storeOpts{})
 	hello := proto.Hello{Version: proto.ProtocolVersion, Route: Route, ChainKey: "ro/missing", Features: proto.FeatureExistingOnly}
 	c, err := tryDialHello(t, ts.addrs["v4"], hello)
 	if err != nil {
@@ -394,8 +392,8 @@ func TestExistingOnly(t *testing.T) {
 	if e := expect[*proto.Error](c); e.Channel != 1 || e.Code != proto.CodeNoSuchChain {
 		t.Fatalf("Open of a missing chain: %+v", e)
 	}
-	if entries, _ := os.ReadDir(root); len(entries) != 0 {
-		t.Fatalf("a read-only connection created %v under the logs path", entries)
+	if n := len(ts.logs.logs); n != 0 {
+		t.Fatalf("a read-only connection created %d chains", n)
 	}
 	// Another connection creates a chain by writing to it; the read-only
 	// one can then open it.
@@ -471,5 +469,47 @@ func testInlineAppendBesideSubscription(t *testing.T, size kex.KeySize) {
 	close(stop)
 	if n := <-fed; n == 0 || events == 0 {
 		t.Fatalf("feeder confirmed %d batches, subscription delivered %d events: the test exercised nothing", n, events)
+	}
+}
+
+// TestResubscribeAfterEndOfHistory: a history-only subscription has ended
+// once its EndOfHistory is out, so a Subscribe sent as soon as the client
+// reads EndOfHistory starts a new one (§6.8), every time. The subscription
+// used to mark itself ended only after it had handed EndOfHistory over,
+// so a quick client could get "already subscribed".
+func TestResubscribeAfterEndOfHistory(t *testing.T) {
+	ts := startServer(t, Config{}, chain.Config{}, storeOpts{})
+	c := dial(t, ts.addrs["v4"], "resubscribe", kex.KeySizeNone)
+	expect[*proto.Opened](c)
+	expect[*proto.Confirmed](c.appendCheck(0, 1, testEvents("h", 2)))
+	rounds := 3000
+	if testing.Short() {
+		rounds = 300
+	}
+	for i := range rounds {
+		c.send(&proto.Subscribe{Channel: 0, History: true})
+		m := c.recv()
+		if _, ok := m.(*proto.StartOfHistory); !ok {
+			t.Fatalf("round %d: got %s %+v, want StartOfHistory", i, m.Type(), m)
+		}
+		for {
+			m := c.recv()
+			if _, ok := m.(*proto.Events); ok {
+				continue
+			}
+			if e, ok := m.(*proto.EndOfHistory); !ok || e.Next != 2 {
+				t.Fatalf("round %d: got %s %+v, want EndOfHistory{next 2}", i, m.Type(), m)
+			}
+			break
+		}
+	}
+	// And Unsubscribe right after EndOfHistory finds nothing to end.
+	c.send(&proto.Subscribe{Channel: 0, History: true})
+	expect[*proto.StartOfHistory](c)
+	expect[*proto.Events](c)
+	expect[*proto.EndOfHistory](c)
+	c.send(&proto.Unsubscribe{Channel: 0})
+	if e := expect[*proto.Error](c); e.Code != proto.CodeNotSubscribed {
+		t.Fatalf("Unsubscribe after EndOfHistory: %+v, want not subscribed", e)
 	}
 }

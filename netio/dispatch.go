@@ -28,7 +28,11 @@ type subscription struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the goroutine has ended
 	next   atomic.Uint64 // resume offset: after the last event sent
-	ended  atomic.Bool   // ended on its own (history only, or an error)
+	// ended is set by the goroutine before it hands the writer its last
+	// message (EndOfHistory of a history-only subscription, or
+	// Unsubscribed with a failure code): once the client can have seen
+	// that message, the channel has no subscription any more.
+	ended atomic.Bool
 }
 
 // openTimeout bounds how long a request waits for a chain to open.
@@ -99,6 +103,11 @@ func (c *conn) handle(body []byte) error {
 		}
 		if !c.acquireSlot() {
 			return nil
+		}
+		if c.channelFor(m.Channel) == nil {
+			c.reply(&proto.ProveResult{Channel: m.Channel, ID: m.ID, Code: proto.CodeUnknownChannel,
+				Reason: fmt.Sprintf("channel %d is not open", m.Channel)})
+			break
 		}
 		c.reply(&proto.ProveResult{Channel: m.Channel, ID: m.ID, Code: proto.CodeDenied,
 			Reason: "key proofs are not supported by this server yet: chains are open to every writer"})
@@ -280,14 +289,14 @@ func (c *conn) subscribe(m proto.Subscribe) {
 	s.next.Store(sub.Start())
 	ch.sub = s
 	c.subsWG.Add(1)
-	go c.runSubscription(ctx, ch.id, s, sub)
+	go c.runSubscription(ctx, ch.id, s, sub, m.Live)
 }
 
 // runSubscription streams one subscription: StartOfHistory, the history
 // in Events frames built straight from the cursor's records, EndOfHistory,
-// then live Events. It holds one frame of memory; when the client reads
-// slowly it waits in sendFrame and its cursor simply lags.
-func (c *conn) runSubscription(ctx context.Context, chID uint32, s *subscription, sub *chain.Subscription) {
+// then, if live, live Events. It holds one frame of memory; when the client
+// reads slowly it waits in sendFrame and its cursor simply lags.
+func (c *conn) runSubscription(ctx context.Context, chID uint32, s *subscription, sub *chain.Subscription, live bool) {
 	defer c.subsWG.Done()
 	defer close(s.done)
 	defer sub.Close()
@@ -298,7 +307,7 @@ func (c *conn) runSubscription(ctx context.Context, chID uint32, s *subscription
 			c.kill()
 		}
 	}()
-	f := &frame{}
+	f := newFrame()
 	send := func(m proto.Message) bool {
 		var err error
 		f.recs = nil
@@ -322,15 +331,18 @@ func (c *conn) runSubscription(ctx context.Context, chID uint32, s *subscription
 	for {
 		if inHistory && !sub.InHistory() {
 			inHistory = false
-			if !send(&proto.EndOfHistory{Channel: chID, Next: sub.Position()}) {
+			if !live {
+				// EndOfHistory ends it: the channel is free for a new
+				// Subscribe before the client can have seen it (§6.8).
+				s.ended.Store(true)
+			}
+			if !send(&proto.EndOfHistory{Channel: chID, Next: sub.Position()}) || !live {
 				return
 			}
 		}
 		recs, err := sub.Next(ctx)
 		if err != nil {
 			switch {
-			case errors.Is(err, io.EOF):
-				s.ended.Store(true) // history only: EndOfHistory ended it
 			case ctx.Err() != nil:
 			case errors.Is(err, chain.ErrClosed):
 				end(proto.CodeShuttingDown, "the chain is closing")
@@ -357,13 +369,30 @@ func (c *conn) stopSubscription(ch *channel) {
 	<-ch.sub.done
 }
 
-func (c *conn) stopSubscriptions() {
+// stopSubscriptions ends every subscription of the connection and waits
+// for them. With shuttingDown, each one that had not ended by itself is
+// answered Unsubscribed{shutting down, next}, so that the client knows
+// where to resume. Reader (serve) only.
+func (c *conn) stopSubscriptions(shuttingDown bool) {
 	for _, ch := range c.channels {
 		if ch.sub != nil {
 			ch.sub.cancel()
 		}
 	}
 	c.subsWG.Wait()
+	if !shuttingDown {
+		return
+	}
+	for _, ch := range c.channels {
+		if ch.sub == nil || ch.sub.ended.Load() {
+			continue
+		}
+		ch.sub.ended.Store(true)
+		if c.acquireSlot() {
+			c.reply(&proto.Unsubscribed{Channel: ch.id, Code: proto.CodeShuttingDown, Next: ch.sub.next.Load(),
+				Reason: "the server is shutting down"})
+		}
+	}
 }
 
 func (c *conn) unsubscribe(id uint32) {
@@ -392,7 +421,9 @@ func commitCode(code chain.Code) proto.ErrorCode {
 		return proto.CodeMalformed
 	case chain.CodeFuture:
 		return proto.CodeClockSkew
-	case chain.CodeDuplicate, chain.CodeRejected:
+	case chain.CodeDuplicate:
+		return proto.CodeDuplicate
+	case chain.CodeRejected:
 		return proto.CodeValidationFailed
 	case chain.CodeConflict:
 		return proto.CodeConflict
