@@ -235,39 +235,44 @@ func openChain(key Key, log Log, cfg *Config) (*Chain, error) {
 // recognised. It runs before the chain's first append rather than at open:
 // hashing up to DedupWindow events (tens of MiB) would otherwise delay every
 // open, also for readers that never append. c.mu must be held.
+//
+// A stored event that cannot be read (a corrupt record: the log reports
+// damage in the middle of its history only when a reader reaches it) does
+// not block appends: the window is an aid to recognise retries, not part
+// of what the write path needs. The read resumes after the damage (see
+// loadDedupFrom), the events left out are logged with their offsets, and
+// a retry of one of them would be stored again rather than recognised.
+// Readers still get the records before the damage, then the log's error
+// naming the corrupt offset.
 func (c *Chain) loadDedupLocked() error {
 	head := c.next
 	from := uint64(0)
 	if w := uint64(c.cfg.DedupWindow); head > w {
 		from = head - w
 	}
-	if from == head {
-		return nil
-	}
-	cur, err := c.log.NewCursor(from)
-	if err != nil {
-		return fmt.Errorf("chain %s: read dedup window: %w", c.key, err)
-	}
-	defer cur.Close()
-	buf := make([]Record, 0, 256)
 	skipped := 0
-	for {
-		recs, err := cur.Next(buf, 1<<20)
-		if err != nil {
-			return fmt.Errorf("chain %s: read dedup window: %w", c.key, err)
-		}
-		if len(recs) == 0 {
+	for from < head {
+		bad, err := c.loadDedupFrom(from, head, &skipped)
+		if err == nil {
 			break
 		}
-		for _, r := range recs {
-			h, err := proto.EventHash(r.Payload)
-			if err != nil {
-				skipped++
-				continue
-			}
-			c.dedup.add(h, r.Offset)
+		if bad >= head || c.log.Err() != nil {
+			return fmt.Errorf("chain %s: read dedup window: %w", c.key, err)
 		}
-		if recs[len(recs)-1].Offset+1 >= head {
+		// Resume past the damage: cursors start from a sparse index, so
+		// the first start that reads is found by doubling the step.
+		resumed := false
+		for step := uint64(1); bad+step < head; step *= 2 {
+			if c.readable(bad + step) {
+				c.cfg.Logger.Warn("stored events that cannot be read were left out of the duplicate window; retries of them will not be recognised",
+					"chain", c.key.String(), "from_offset", bad, "to_offset", bad+step-1, "err", err)
+				from, resumed = bad+step, true
+				break
+			}
+		}
+		if !resumed {
+			c.cfg.Logger.Warn("stored events that cannot be read were left out of the duplicate window; retries of them will not be recognised",
+				"chain", c.key.String(), "from_offset", bad, "to_offset", head-1, "err", err)
 			break
 		}
 	}
@@ -276,6 +281,51 @@ func (c *Chain) loadDedupLocked() error {
 			"chain", c.key.String(), "count", skipped)
 	}
 	return nil
+}
+
+// loadDedupFrom adds the events at offsets [from, to) to the duplicate
+// window. On a read error it returns the offset it could not read.
+func (c *Chain) loadDedupFrom(from, to uint64, skipped *int) (uint64, error) {
+	cur, err := c.log.NewCursor(from)
+	if err != nil {
+		return to, err // not damage: give up
+	}
+	defer cur.Close()
+	buf := make([]Record, 0, 256)
+	next := from
+	for next < to {
+		recs, rerr := cur.Next(buf, 1<<20) // records before the damage come with its error
+		if rerr == nil && len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			if r.Offset >= to {
+				return next, nil
+			}
+			next = r.Offset + 1
+			h, err := proto.EventHash(r.Payload)
+			if err != nil {
+				*skipped++
+				continue
+			}
+			c.dedup.add(h, r.Offset)
+		}
+		if rerr != nil {
+			return next, rerr
+		}
+	}
+	return next, nil
+}
+
+// readable reports whether a cursor starting at off reads a record.
+func (c *Chain) readable(off uint64) bool {
+	cur, err := c.log.NewCursor(off)
+	if err != nil {
+		return false
+	}
+	defer cur.Close()
+	_, err = cur.Next(make([]Record, 0, 1), 0)
+	return err == nil
 }
 
 // Key returns the chain's key.
@@ -458,12 +508,17 @@ func (c *Chain) append(w *Writer, t uint64, req AppendRequest, done func(Result)
 			c.poisoned = c.log.Err()
 		}
 		c.pmu.Unlock()
-		if !poisoned {
-			// Refused by the log without harm (a size limit of the log
-			// that the chain's own limits should have caught first).
-			return refuse(CodeStorage, -1, c.next, "log refused the batch: "+err.Error())
+		switch {
+		case poisoned:
+			return refuse(CodeStorage, -1, c.next, "log failed: "+err.Error())
+		case temporary(err):
+			// The log is failing the batches queued before this one
+			// and gives their offsets back (see committed).
+			return refuse(CodeUnavailable, -1, c.next, "log temporarily unavailable, retry later: "+err.Error())
 		}
-		return refuse(CodeStorage, -1, c.next, "log failed: "+err.Error())
+		// Refused by the log without harm (a size limit of the log
+		// that the chain's own limits should have caught first).
+		return refuse(CodeStorage, -1, c.next, "log refused the batch: "+err.Error())
 	}
 	if first != b.first {
 		// Someone else appended to this log: offsets can no longer be
@@ -485,9 +540,22 @@ func (c *Chain) append(w *Writer, t uint64, req AppendRequest, done func(Result)
 
 // committed is the log's done callback for b: it answers b, then the
 // retries and barriers that waited for it.
+//
+// A retryable failure (see temporary) does not poison the chain: the log
+// failed b and every batch queued after it, gave their offsets back and
+// refuses new batches until all their callbacks have returned, so b's
+// callback can rewind the chain's next offset and forget b's events in the
+// duplicate window before any later append is assigned an offset.
 func (c *Chain) committed(b *batch, first uint64, err error) {
+	temp := err != nil && temporary(err)
+	if temp {
+		c.mu.Lock()
+		c.next = min(c.next, b.first)
+		c.dedup.truncate(b.first)
+		c.mu.Unlock()
+	}
 	c.pmu.Lock()
-	if err != nil && c.poisoned == nil {
+	if err != nil && !temp && c.poisoned == nil {
 		c.poisoned = err
 	}
 	if err == nil && first != b.first && c.poisoned == nil {
@@ -498,10 +566,16 @@ func (c *Chain) committed(b *batch, first uint64, err error) {
 	b.waiters = nil
 	c.pmu.Unlock()
 	b.payloads, b.one[0] = nil, nil // the log is done with them
-	if err != nil {
+	switch {
+	case temp:
+		c.cfg.Logger.Warn("append failed; it may be retried", "chain", c.key.String(), "offset", b.first, "err", err)
+	case err != nil:
 		c.cfg.Logger.Error("append failed; the chain accepts no more writes", "chain", c.key.String(), "err", err)
-		b.w.fail(b.seq, "log failed: "+err.Error())
-		b.w.complete(b.ticket, b.done, Result{Err: &CommitError{Code: CodeStorage, Index: -1, Head: b.first, Reason: "log failed: " + err.Error()}})
+	}
+	if err != nil {
+		ce := storageError(err, b.first)
+		b.w.fail(b.seq, ce.Reason)
+		b.w.complete(b.ticket, b.done, Result{Err: ce})
 	} else {
 		b.w.complete(b.ticket, b.done, Result{First: b.first, Count: b.n})
 	}
@@ -540,8 +614,9 @@ func (c *Chain) removePendingLocked(b *batch) {
 func (c *Chain) waitFor(end uint64, res Result, w *Writer, t, seq uint64, done func(Result)) {
 	deliver := func(err error) {
 		if err != nil {
-			w.fail(seq, "log failed: "+err.Error())
-			w.complete(t, done, Result{Err: &CommitError{Code: CodeStorage, Index: -1, Head: end, Reason: "log failed: " + err.Error()}})
+			ce := storageError(err, end)
+			w.fail(seq, ce.Reason)
+			w.complete(t, done, Result{Err: ce})
 			return
 		}
 		w.complete(t, done, res)

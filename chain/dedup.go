@@ -23,6 +23,9 @@ type dedupWindow struct {
 	pos   int
 	slots []dedupSlot // len is a power of two > 2*len(ring)
 	seed  maphash.Seed
+	// stale counts the full ring's entries that truncate removed: the
+	// slots from pos on, overwritten by the next adds.
+	stale int
 }
 
 // dedupSlot is one table slot: idx is a ring index + 1 (0: empty), tag the
@@ -99,7 +102,10 @@ func (d *dedupWindow) add(h Hash, off uint64) {
 		idx = len(d.ring)
 		d.ring = append(d.ring, dedupEntry{})
 	} else {
-		d.evict(idx)
+		d.evict(idx) // a no-op for a stale entry: truncate evicted it
+		if d.stale > 0 {
+			d.stale--
+		}
 		d.pos++
 		if d.pos == d.n {
 			d.pos = 0
@@ -108,6 +114,36 @@ func (d *dedupWindow) add(h Hash, off uint64) {
 	d.ring[idx] = dedupEntry{h: h, off: off}
 	i, tag, _ := d.find(&h)
 	d.slots[i] = dedupSlot{idx: int32(idx + 1), tag: tag} // a repeated hash now names its newest entry
+}
+
+// truncate forgets the entries of offsets at or after from, which are the
+// newest ones (offsets grow along the ring): their events were not stored
+// after all, and the offsets will be assigned again.
+func (d *dedupWindow) truncate(from uint64) {
+	for {
+		if len(d.ring) < d.n {
+			last := len(d.ring) - 1
+			if last < 0 || d.ring[last].off < from {
+				return
+			}
+			d.evict(last)
+			d.ring = d.ring[:last]
+			continue
+		}
+		if d.stale >= d.n {
+			return
+		}
+		idx := d.pos - 1
+		if idx < 0 {
+			idx = d.n - 1
+		}
+		if d.ring[idx].off < from {
+			return
+		}
+		d.evict(idx)
+		d.pos = idx
+		d.stale++
+	}
 }
 
 // evict removes ring entry idx from the table, unless a newer entry of

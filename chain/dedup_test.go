@@ -156,3 +156,75 @@ func BenchmarkDedupWindow(b *testing.B) {
 		i++
 	}
 }
+
+// TestDedupWindowTruncate gives offsets back, in a window that is still
+// growing and in a full one that wraps: the truncated hashes are forgotten,
+// the older ones kept, and later adds (at the reused offsets) behave as
+// they would have without the truncation, checked against a reference map.
+func TestDedupWindowTruncate(t *testing.T) {
+	cases := map[string]struct {
+		n, adds   int
+		from      uint64 // truncate offsets >= from (offsets are 0..adds-1)
+		readd     int    // adds after the truncation
+		wantCount int
+	}{
+		"growing":              {n: 100, adds: 50, from: 40, readd: 5, wantCount: 45},
+		"growing to empty":     {n: 100, adds: 20, from: 0, readd: 3, wantCount: 3},
+		"full, wrapped":        {n: 16, adds: 40, from: 35, readd: 2, wantCount: 13},
+		"full, all given back": {n: 16, adds: 40, from: 0, readd: 20, wantCount: 16},
+		"full, refill":         {n: 16, adds: 40, from: 30, readd: 30, wantCount: 16},
+		"nothing to give back": {n: 16, adds: 40, from: 40, readd: 0, wantCount: 16},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var d dedupWindow
+			d.init(tc.n)
+			for i := range tc.adds {
+				d.add(dedupHash(i), uint64(i))
+			}
+			d.truncate(tc.from)
+			// Re-add at the given-back offsets, with other hashes.
+			next := min(uint64(tc.adds), tc.from)
+			// Window content as a reference: the last n live offsets.
+			type ent struct {
+				h   int
+				off uint64
+			}
+			var live []ent
+			for i := range tc.adds {
+				if uint64(i) < tc.from {
+					live = append(live, ent{i, uint64(i)})
+				}
+			}
+			if len(live) > tc.n {
+				live = live[len(live)-tc.n:]
+			}
+			for j := range tc.readd {
+				h := 1000 + j
+				d.add(dedupHash(h), next)
+				live = append(live, ent{h, next})
+				next++
+			}
+			// A full window that lost entries to truncate refills before it
+			// evicts again, so it may hold fewer than n; never entries that
+			// were truncated.
+			for i := range tc.adds {
+				off, ok := d.lookup(dedupHash(i))
+				if uint64(i) >= tc.from && ok {
+					t.Fatalf("hash %d (offset %d, given back) still found at %d", i, i, off)
+				}
+				if ok && off != uint64(i) {
+					t.Fatalf("hash %d found at %d, want %d", i, off, i)
+				}
+			}
+			for _, e := range live[max(0, len(live)-tc.wantCount):] {
+				if off, ok := d.lookup(dedupHash(e.h)); !ok || off != e.off {
+					t.Fatalf("hash %d: lookup = %d, %v; want %d", e.h, off, ok, e.off)
+				}
+			}
+			if got := d.count(); got != tc.wantCount {
+				t.Fatalf("window holds %d hashes, want %d", got, tc.wantCount)
+			}
+		})
+	}
+}

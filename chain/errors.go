@@ -36,18 +36,24 @@ const (
 	CodeStorage                   // the log failed (poisoned); nothing more is accepted
 	CodeClosed                    // the chain is closing
 	CodeTooLarge                  // the batch exceeds a size limit
+	// CodeUnavailable: the log cannot store the batch now (no space, no
+	// file descriptors, no permission for its next segment) but is not
+	// poisoned; nothing was stored and sending the batch again later may
+	// succeed.
+	CodeUnavailable
 )
 
 var codeNames = [...]string{
-	CodeInvalid:   "invalid",
-	CodeFuture:    "future",
-	CodeDuplicate: "duplicate",
-	CodeConflict:  "conflict",
-	CodeRejected:  "rejected",
-	CodeAborted:   "aborted",
-	CodeStorage:   "storage",
-	CodeClosed:    "closed",
-	CodeTooLarge:  "too-large",
+	CodeInvalid:     "invalid",
+	CodeFuture:      "future",
+	CodeDuplicate:   "duplicate",
+	CodeConflict:    "conflict",
+	CodeRejected:    "rejected",
+	CodeAborted:     "aborted",
+	CodeStorage:     "storage",
+	CodeClosed:      "closed",
+	CodeTooLarge:    "too-large",
+	CodeUnavailable: "unavailable",
 }
 
 // String returns the code's name.
@@ -71,6 +77,26 @@ func (e *CommitError) Error() string {
 		return fmt.Sprintf("chain: %s: event %d: %s", e.Code, e.Index, e.Reason)
 	}
 	return fmt.Sprintf("chain: %s: %s", e.Code, e.Reason)
+}
+
+// temporary reports whether a log error is retryable: it has a method
+// Temporary() bool that returns true (mmaplog's *UnavailableError does).
+// The log then is not poisoned, and the batches it failed gave their
+// offsets back.
+func temporary(err error) bool {
+	t, ok := errors.AsType[interface {
+		error
+		Temporary() bool
+	}](err)
+	return ok && t.Temporary()
+}
+
+// storageError is the refusal of a batch that the log failed with err.
+func storageError(err error, head uint64) *CommitError {
+	if temporary(err) {
+		return &CommitError{Code: CodeUnavailable, Index: -1, Head: head, Reason: "log temporarily unavailable, retry later: " + err.Error()}
+	}
+	return &CommitError{Code: CodeStorage, Index: -1, Head: head, Reason: "log failed: " + err.Error()}
 }
 
 // RejectError is what a [Validator] returns to refuse a batch: Index names

@@ -122,7 +122,15 @@ func (s *Subscription) Next(ctx context.Context) ([]Record, error) {
 	for {
 		notify := s.c.log.Notify()
 		recs, err := s.cur.Next(s.buf, s.maxBytes)
+		if err != nil && len(recs) > 0 {
+			// Records before damage: deliver them; the next read
+			// stops at the damage again and reports it.
+			err = nil
+		}
 		if err != nil {
+			if s.c.isClosed() { // the log was closed with the chain
+				return nil, ErrClosed
+			}
 			return nil, fmt.Errorf("chain %s: read at %d: %w", s.c.key, s.next, err)
 		}
 		if len(recs) > 0 {
@@ -147,9 +155,9 @@ func (s *Subscription) Next(ctx context.Context) ([]Record, error) {
 		if err := s.c.log.Err(); err != nil {
 			return nil, fmt.Errorf("chain %s: log failed: %w", s.c.key, err)
 		}
-		if s.c.isClosed() {
-			return nil, ErrClosed
-		}
+		// Idle: wait without taking the chain's append lock (c.mu, held
+		// while a batch is validated). Closing the chain closes its log,
+		// which closes notify; the cursor then reports it above.
 		select {
 		case <-notify:
 		case <-ctx.Done():

@@ -2,6 +2,7 @@ package mmaplog
 
 import (
 	"fmt"
+	"runtime/debug"
 	"sort"
 )
 
@@ -18,6 +19,7 @@ type Cursor struct {
 	pos    int64    // position of the next record to examine in seg
 	pinned bool
 	closed bool
+	probe  byte // sink for the page probe in read
 }
 
 // NewCursor returns a cursor whose first record is the first one with
@@ -79,6 +81,25 @@ func (c *Cursor) Next(dst []Record, maxBytes int) ([]Record, error) {
 	if c.next >= h {
 		return out, l.Err()
 	}
+	return c.read(out, cap(dst), maxBytes, h)
+}
+
+// read is the part of Next that touches the mapped segments. A read of a
+// mapping whose file was cut short underneath (truncated by someone else,
+// or an I/O error of the backing device) raises SIGBUS or SIGSEGV, which
+// would kill the process: here it becomes a *CorruptionError for this log
+// only (see catchFault). Payloads of records whose CRC is skipped (see
+// segment.verified) are probed on their last byte, so that a cut is
+// noticed here rather than where the caller copies them.
+func (c *Cursor) read(out []Record, limit, maxBytes int, h uint64) (_ []Record, err error) {
+	l := c.l
+	prev := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(prev)
+		if r := recover(); r != nil {
+			out, err = out[:0], l.catchFault(r, c.seg, c.pos, c.next)
+		}
+	}()
 	segs := *l.segs.Load()
 	if c.seg != nil && (c.segi >= len(segs) || segs[c.segi] != c.seg) {
 		c.seg = nil // the segment was replaced: find the position again
@@ -88,24 +109,32 @@ func (c *Cursor) Next(dst []Record, maxBytes int) ([]Record, error) {
 			return out, err
 		}
 	}
-	limit := cap(dst)
 	if limit == 0 {
 		limit = DefaultCursorBatch
 	}
 	total := 0
+	start, ver := c.pos, c.seg.verified.Load()
 	for len(out) < limit && c.next < h {
 		end := c.seg.end.Load()
 		if c.pos >= end {
 			if c.segi+1 >= len(segs) {
 				break // unreachable: segs was loaded after h
 			}
+			c.noteVerified(start, ver)
 			if err := c.enter(segs, c.segi+1, segHeaderSize); err != nil {
 				return out, err
 			}
+			start, ver = c.pos, c.seg.verified.Load()
 			continue
 		}
-		hd, size, st := decodeRecord(c.data[:end], c.pos, l.opts.MaxRecordSize)
+		hd, size, st := decodeRecordCRC(c.data[:end], c.pos, l.opts.MaxRecordSize, c.pos >= ver)
+		if st == recOK && c.pos < ver && c.pos+size > ver {
+			// Straddles the verified mark (cannot happen: marks fall
+			// on record ends); check it in full.
+			hd, size, st = decodeRecord(c.data[:end], c.pos, l.opts.MaxRecordSize)
+		}
 		if st != recOK {
+			c.noteVerified(start, ver)
 			return out, &CorruptionError{Dir: l.dir, Segment: c.seg.name, Pos: c.pos, Offset: c.next, Reason: st.String()}
 		}
 		if hd.offset < c.next {
@@ -125,7 +154,24 @@ func (c *Cursor) Next(dst []Record, maxBytes int) ([]Record, error) {
 		c.pos += size
 		c.next = hd.offset + 1
 	}
+	c.noteVerified(start, ver)
+	if n := len(out); n > 0 {
+		// A file is cut from its end: if the last payload byte is
+		// mapped, so is everything returned before it.
+		if p := out[n-1].Payload; len(p) > 0 {
+			c.probe ^= p[len(p)-1]
+		}
+	}
 	return out, nil
+}
+
+// noteVerified records that the cursor checked every record of its
+// segment from start (at or below the verified mark ver, so the checked
+// range joins the verified one) to its position.
+func (c *Cursor) noteVerified(start, ver int64) {
+	if start <= ver && c.pos > ver {
+		c.seg.markVerified(c.pos)
+	}
 }
 
 // seek positions the cursor at the segment and index entry for c.next.
@@ -171,11 +217,20 @@ func (c *Cursor) release() {
 // time is >= t, or Head if there is none yet. Safe for concurrent use;
 // returns ErrClosed after Close, or an I/O or *CorruptionError while reading
 // the segment.
-func (l *Log) SeekTime(t int64) (uint64, error) {
+func (l *Log) SeekTime(t int64) (off uint64, err error) {
 	if err := l.pin(); err != nil {
 		return 0, err
 	}
 	defer l.unpin()
+	var s *segment
+	var pos int64
+	prev := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(prev)
+		if r := recover(); r != nil {
+			off, err = 0, l.catchFault(r, s, pos, 0)
+		}
+	}()
 	h := l.head.Load()
 	segs := *l.segs.Load()
 	i := sort.Search(len(segs), func(i int) bool {
@@ -185,7 +240,7 @@ func (l *Log) SeekTime(t int64) (uint64, error) {
 	if i == len(segs) {
 		return h, nil
 	}
-	s := segs[i]
+	s = segs[i]
 	if n, _, _, _, _ := s.stats(); n == 0 {
 		return h, nil
 	}
@@ -194,7 +249,7 @@ func (l *Log) SeekTime(t int64) (uint64, error) {
 		return 0, fmt.Errorf("mmaplog: read %s: %w", s.name, err)
 	}
 	end := s.end.Load()
-	for pos := s.seekTime(t, h); pos < end; {
+	for pos = s.seekTime(t, h); pos < end; {
 		hd, size, st := decodeRecord(data[:end], pos, l.opts.MaxRecordSize)
 		if st != recOK {
 			return 0, &CorruptionError{Dir: l.dir, Segment: s.name, Pos: pos, Reason: st.String()}

@@ -13,7 +13,11 @@
 // with [SyncInterval] it is acknowledged after the write and synced
 // periodically. A failed write or fdatasync poisons the log: that batch, all
 // pending ones and every later append fail with the first error; fsync is
-// never retried. Batches are atomic, also across crashes.
+// never retried. A next segment that cannot be prepared (no space, no file
+// descriptors, no permission) only fails the appends that need it, with a
+// retryable [*UnavailableError], and the log heals by itself. Batches are
+// atomic, also across crashes. Close leaves a head mark, and Open refuses a
+// log found shorter than it (docs/STORAGE.md §15).
 //
 // [Log.Enqueue] followed by [Log.Commit] lets a caller with nothing else to
 // do commit on its own goroutine when the log is quiet (no commit running,

@@ -165,32 +165,6 @@ func TestWriteENOSPC(t *testing.T) {
 	}
 }
 
-// TestPreallocENOSPC fails the background preallocation of the next segment:
-// the append that needs it fails, the log is poisoned, earlier records stay.
-func TestPreallocENOSPC(t *testing.T) {
-	mem := vfs.NewMem()
-	in := &vfs.Injector{}
-	in.Add(vfs.Rule{Ops: vfs.OpAllocate, Skip: 1, Err: syscall.ENOSPC}) // the first segment is allocated at Open
-	opts := Options{FS: vfs.Inject(mem, in), SegmentSize: 8 << 10, MaxRecordSize: 1 << 10}
-	l := openT(t, "/log", opts)
-	var acked uint64
-	var err error
-	for acked = 0; acked < 1000; acked++ {
-		if _, err = l.Append([][]byte{payloadFor(acked, sizeFor(acked))}); err != nil {
-			break
-		}
-	}
-	if !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("append %d: %v, want ENOSPC", acked, err)
-	}
-	l.Close()
-	l = openT(t, "/log", Options{FS: mem, SegmentSize: 8 << 10, MaxRecordSize: 1 << 10})
-	defer l.Close()
-	checkDense(t, readAll(t, l, 0), 0, acked)
-	appendN(t, l, acked, 50, 5) // space is back: rotation works
-	checkDense(t, readAll(t, l, 0), 0, acked+50)
-}
-
 // TestPowerLoss runs random workloads on the crash-simulating file system,
 // cuts the power at a random moment, and checks after each recovery that
 // every acknowledged record is present, in order, without duplicates; that

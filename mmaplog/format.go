@@ -150,6 +150,13 @@ func (s recordStatus) String() string {
 // decodeRecord checks the record at data[pos:] and returns its header and
 // total size. It never reads outside data and never allocates.
 func decodeRecord(data []byte, pos int64, maxRecord int) (recordHeader, int64, recordStatus) {
+	return decodeRecordCRC(data, pos, maxRecord, true)
+}
+
+// decodeRecordCRC is decodeRecord that checks the CRC only if checkCRC is
+// set: for records known to be intact (segment.verified), every other
+// check still runs, so a bad length can never send a read out of data.
+func decodeRecordCRC(data []byte, pos int64, maxRecord int, checkCRC bool) (recordHeader, int64, recordStatus) {
 	if pos+recHeaderSize > int64(len(data)) {
 		if pos >= int64(len(data)) || allZero(data[pos:]) {
 			return recordHeader{}, 0, recEmpty
@@ -167,7 +174,7 @@ func decodeRecord(data []byte, pos int64, maxRecord int) (recordHeader, int64, r
 	if pos+size > int64(len(data)) {
 		return h, 0, recTruncated
 	}
-	if recordCRC(data[pos:pos+recHeaderSize+int64(h.length)]) != h.crc {
+	if checkCRC && recordCRC(data[pos:pos+recHeaderSize+int64(h.length)]) != h.crc {
 		return h, 0, recBadCRC
 	}
 	if h.kind != recTypeData || h.flags&^flagCommit != 0 || int64(h.synced) > pos || binary.LittleEndian.Uint16(data[pos+30:]) != 0 {

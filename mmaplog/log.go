@@ -36,6 +36,7 @@ type Log struct {
 	next    uint64 // next offset to assign
 	closing bool
 	err     error // first write/sync failure, or corruption found at open
+	refuse  error // while retreat fails batches: Enqueue refuses with it
 	wake    chan struct{}
 	// committing is held by whoever owns the writer state (w, jr): the
 	// writer goroutine, or a Commit caller committing on its own goroutine.
@@ -50,14 +51,17 @@ type Log struct {
 	head atomic.Uint64              // next offset to be acknowledged
 	segs atomic.Pointer[[]*segment] // append-only list, replaced on rotation
 
-	nmu    sync.Mutex
-	nch    chan struct{} // closed when head advances; nil until Notify asks
-	nfinal bool          // closed or poisoned: Notify returns a closed channel
+	// nch is the channel Notify hands out, closed when head advances: nil
+	// until Notify asks, &closedChan once the log is closed or poisoned.
+	// Lock-free, so that idle tailers never contend with the writer.
+	nch atomic.Pointer[chan struct{}]
 
 	rmu     sync.Mutex // guards pins, retired and unmapping
 	pins    int        // open cursors and SeekTime calls
 	retired []*segment // replaced segments, unmapped at Close
 	closed  atomic.Bool
+
+	mark *headMark // the head mark found at Open, nil if none
 
 	jg *journal.Group // this log's group for opts.Journal, reused (holder of committing only)
 
@@ -124,31 +128,41 @@ func (l *Log) Dir() string { return l.dir }
 // missing one, take the channel before checking Head (or calling
 // Cursor.Next), then wait on it.
 func (l *Log) Notify() <-chan struct{} {
-	l.nmu.Lock()
-	defer l.nmu.Unlock()
-	if l.nch == nil {
-		l.nch = make(chan struct{})
-		if l.nfinal {
-			close(l.nch)
+	for {
+		if p := l.nch.Load(); p != nil {
+			return *p
+		}
+		ch := make(chan struct{})
+		if l.nch.CompareAndSwap(nil, &ch) {
+			return ch
 		}
 	}
-	return l.nch
 }
 
+// closedChan is what Notify returns once the log is closed or poisoned.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// notify wakes the tailers waiting on Notify; after a final notify (close
+// or poison), Notify returns a closed channel. It costs one atomic load
+// when nobody waits.
 func (l *Log) notify(final bool) {
-	l.nmu.Lock()
-	if l.nfinal {
-		l.nmu.Unlock()
+	if final {
+		if p := l.nch.Swap(&closedChan); p != nil && p != &closedChan {
+			close(*p)
+		}
 		return
 	}
-	l.nfinal = final
-	if l.nch != nil {
-		close(l.nch)
-		if !final {
-			l.nch = nil
-		}
+	p := l.nch.Load()
+	if p == nil || p == &closedChan {
+		return
 	}
-	l.nmu.Unlock()
+	if l.nch.CompareAndSwap(p, nil) {
+		close(*p)
+	}
 }
 
 // AppendAsync enqueues a batch of records and returns at once, without
@@ -163,8 +177,11 @@ func (l *Log) notify(final bool) {
 // them before.
 //
 // If AppendAsync returns an error, done is never called. Errors:
-// ErrEmptyBatch, ErrRecordTooLarge, ErrBatchTooLarge, ErrClosed, or the
-// error that poisoned the log.
+// ErrEmptyBatch, ErrRecordTooLarge, ErrBatchTooLarge, ErrClosed, the error
+// that poisoned the log, or an *UnavailableError while batches that needed
+// an unavailable segment are being failed. done gets nil, the poisoning
+// error, or an *UnavailableError (retryable: the log is not poisoned and
+// the batch's offsets are assigned again to later appends).
 func (l *Log) AppendAsync(payloads [][]byte, done func(first uint64, err error)) (first uint64, err error) {
 	first, err = l.Enqueue(payloads, done)
 	if err == nil {
@@ -198,6 +215,9 @@ func (l *Log) Enqueue(payloads [][]byte, done func(first uint64, err error)) (fi
 	}
 	if l.closing {
 		return 0, ErrClosed
+	}
+	if l.refuse != nil {
+		return 0, l.refuse
 	}
 	first = l.next
 	l.next += uint64(len(payloads))
@@ -284,6 +304,9 @@ func (l *Log) Close() error {
 	l.wakeWriter()
 	<-l.writerDone
 	err := l.closeErr
+	if err == nil {
+		err = l.markClean()
+	}
 	if l.bg != nil {
 		l.bg.stop()
 	}

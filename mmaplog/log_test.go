@@ -665,3 +665,54 @@ func TestCommitInline(t *testing.T) {
 		l.Close()
 	})
 }
+
+// TestCheckBatchLimits checks the start-up check of a server's limits
+// against what Open and Append would later refuse.
+func TestCheckBatchLimits(t *testing.T) {
+	cases := map[string]struct {
+		opts            Options
+		maxEvents, maxB int
+		wantErr         bool
+	}{
+		"defaults":                 {opts: Options{}, maxEvents: 1000, maxB: 4 << 20},
+		"segment below max record": {opts: Options{SegmentSize: 1 << 20, MaxRecordSize: 4 << 20}, maxEvents: 1, maxB: 4 << 20, wantErr: true},
+		"overhead of many events":  {opts: Options{SegmentSize: 64 << 10, MaxRecordSize: 32 << 10}, maxEvents: 1000, maxB: 32 << 10, wantErr: true},
+		"fits exactly":             {opts: Options{SegmentSize: 64 << 10, MaxRecordSize: 32 << 10}, maxEvents: 10, maxB: 32 << 10},
+		"bad options":              {opts: Options{SegmentSize: 100}, maxEvents: 1, maxB: 1, wantErr: true},
+		"no events allowed":        {opts: Options{}, maxEvents: 0, maxB: 1, wantErr: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := tc.opts.CheckBatchLimits(tc.maxEvents, tc.maxB)
+			if (err != nil) != tc.wantErr || (err != nil && !errors.Is(err, ErrInvalidOptions)) {
+				t.Fatalf("CheckBatchLimits = %v, want error %v (wrapping ErrInvalidOptions)", err, tc.wantErr)
+			}
+			if tc.wantErr {
+				return
+			}
+			// What passed must work: the largest batch of the smallest
+			// events, and of one large event.
+			o := tc.opts
+			o.FS, o.Logger, o.Sync, o.SyncInterval = vfs.NewMem(), discard, SyncInterval, time.Hour
+			l, err := Open("/log", o)
+			if err != nil {
+				t.Fatalf("Open after a passing check: %v", err)
+			}
+			defer l.Close()
+			small := make([][]byte, tc.maxEvents)
+			per := tc.maxB / tc.maxEvents
+			for i := range small {
+				small[i] = make([]byte, per)
+				if per%8 == 0 && per > 0 {
+					small[i] = small[i][:per-1] // worst padding
+				}
+			}
+			if _, err := l.Append(small); err != nil {
+				t.Fatalf("largest batch of small events: %v", err)
+			}
+			if _, err := l.Append([][]byte{make([]byte, min(tc.maxB, l.opts.MaxRecordSize))}); err != nil {
+				t.Fatalf("largest event: %v", err)
+			}
+		})
+	}
+}

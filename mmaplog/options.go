@@ -82,6 +82,14 @@ type Options struct {
 	// *CorruptionError, so that the records before the damage can be read;
 	// by default Open returns only the error.
 	OpenCorrupt bool
+	// RepairBelowMark makes Open accept a log whose records end below its
+	// head mark (offsets that were acknowledged, then lost: a segment
+	// removed or cut while the log was closed or running). The loss is
+	// logged, naming the mark and the segments, the log continues from
+	// where its records end (those offsets are assigned again), and the
+	// mark is removed. By default Open refuses such a log with a
+	// *CorruptionError and changes nothing.
+	RepairBelowMark bool
 	// Journal, if not nil, is the commit journal of the logs under its
 	// root (package journal): in SyncAlways mode, groups are made durable
 	// by the journal's shared fdatasync instead of one fdatasync per log.
@@ -149,4 +157,31 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%w: the journal and the log use different file systems", ErrInvalidOptions)
 	}
 	return o, nil
+}
+
+// CheckBatchLimits checks at start-up, before any log is opened, that o
+// is valid (Check) and that every batch a caller may accept fits one
+// segment: at most maxEvents records (each at most MaxRecordSize bytes)
+// holding at most maxBytes payload bytes in all, headers and padding
+// included. A server whose limits fail it would start and then refuse
+// every log open (ErrInvalidOptions) or the largest batches
+// (ErrBatchTooLarge); the error names the sizes to change.
+func (o Options) CheckBatchLimits(maxEvents, maxBytes int) error {
+	o, err := o.withDefaults()
+	if err != nil {
+		return err
+	}
+	if maxEvents < 1 || maxBytes < 0 {
+		return fmt.Errorf("%w: batch limits %d events, %d bytes", ErrInvalidOptions, maxEvents, maxBytes)
+	}
+	// Worst case: every record padded by recAlign-1 bytes.
+	need := segHeaderSize + int64(maxEvents)*(recHeaderSize+recAlign-1) + int64(maxBytes)
+	if one := segHeaderSize + recordSize(min(maxBytes, o.MaxRecordSize)); one > need {
+		need = one
+	}
+	if need > o.SegmentSize {
+		return fmt.Errorf("%w: a batch of %d events and %d bytes needs segments of at least %d bytes (segment size %d)",
+			ErrInvalidOptions, maxEvents, maxBytes, need, o.SegmentSize)
+	}
+	return nil
 }

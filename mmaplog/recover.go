@@ -67,7 +67,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	l.w.lastIdx = -1
 	empty := []*segment{}
 	l.segs.Store(&empty)
-	cerr, err := l.recover()
+	cerr, err := l.recoverMarked()
 	if err != nil {
 		if l.w.f != nil {
 			l.w.f.Close()
@@ -81,7 +81,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	if cerr != nil {
 		l.err = cerr
 		l.errv.Store(&l.err)
-		l.nfinal = true
+		l.nch.Store(&closedChan)
 		l.log.Error("mmaplog: corruption found; log is read-only", "dir", dir, "segment", cerr.Segment,
 			"pos", cerr.Pos, "offset", cerr.Offset, "reason", cerr.Reason)
 		if l.w.f != nil {
@@ -100,6 +100,33 @@ func Open(dir string, opts Options) (*Log, error) {
 		return l, cerr
 	}
 	return l, nil
+}
+
+// recoverMarked is recover checked against the head mark: the mark is
+// read first, so that checkTail refuses to cut a tail below it, and the
+// recovered head is compared with it afterwards.
+func (l *Log) recoverMarked() (*CorruptionError, error) {
+	m, ok, err := l.readMark()
+	if ce, bad := isCorruption(err); bad && l.opts.RepairBelowMark {
+		l.log.Warn("mmaplog: repair: ignoring an unreadable head mark", "dir", l.dir, "err", ce)
+		err = nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		l.mark = &m
+	}
+	cerr, err := l.recover()
+	if err != nil || cerr != nil {
+		return cerr, err
+	}
+	return l.checkMark()
+}
+
+func isCorruption(err error) (*CorruptionError, bool) {
+	ce, ok := errors.AsType[*CorruptionError](err)
+	return ce, ok
 }
 
 // recover lists the directory, loads every segment and prepares the writer.
@@ -134,6 +161,9 @@ func (l *Log) recover() (*CorruptionError, error) {
 		}
 	}
 	if len(firsts) == 0 {
+		if m := l.mark; m != nil && m.head > 0 && !l.opts.RepairBelowMark {
+			return l.belowMark(*m, 0, segmentName(m.segFirst), 0), nil // every segment is gone
+		}
 		if err := l.createFirst(); err != nil {
 			return nil, err
 		}
@@ -146,9 +176,12 @@ func (l *Log) recover() (*CorruptionError, error) {
 	haveRecords := false
 	for i, first := range firsts {
 		name := segmentName(first)
+		if i == 0 && first != 0 {
+			cerr = missingRange(l.dir, segmentName(0), 0, first, "", name)
+			break
+		}
 		if haveRecords && first != minOff {
-			cerr = &CorruptionError{Dir: l.dir, Segment: name, Pos: 0, Offset: minOff,
-				Reason: fmt.Sprintf("segment starts at offset %d but the previous one ends at %d", first, minOff-1)}
+			cerr = missingRange(l.dir, name, minOff, first, segmentName(firsts[i-1]), name)
 			break
 		}
 		minOff = max(minOff, first)
@@ -181,6 +214,20 @@ func (l *Log) recover() (*CorruptionError, error) {
 	l.head.Store(minOff)
 	l.next = minOff
 	return cerr, nil
+}
+
+// missingRange reports offsets [from, to) that no segment file holds: the
+// file that held them was removed. Until the log can drop its oldest
+// segments, a log starts at offset 0, so a first file named otherwise is a
+// gap too. at names the segment reported (the missing first one, or the one
+// after the gap), prev and next the files around the gap.
+func missingRange(dir, at string, from, to uint64, prev, next string) *CorruptionError {
+	around := "before " + next
+	if prev != "" {
+		around = "between " + prev + " and " + next
+	}
+	return &CorruptionError{Dir: dir, Segment: at, Pos: 0, Offset: from,
+		Reason: fmt.Sprintf("missing records: offsets %d to %d are in no segment file (%s); a segment file was removed", from, to-1, around)}
 }
 
 // createFirst creates segment 0 of a new log durably.
@@ -255,6 +302,7 @@ func (l *Log) openSealed(first, minOff uint64, haveIdx bool) (*segment, *Corrupt
 	}
 	r := scanSegment(data, minOff, l.opts.MaxRecordSize)
 	s.apply(&r)
+	s.markVerified(r.commitEnd)
 	if r.stop != r.commitEnd || r.status != recEmpty || !allZero(data[r.stop:]) {
 		reason := r.reason
 		if reason == "" {
@@ -330,6 +378,7 @@ func (l *Log) openActive(first, minOff uint64) (_ *segment, _ *CorruptionError, 
 		return s, cerr, err
 	}
 	ok = true
+	s.markVerified(r.commitEnd)
 	w := &l.w
 	w.seg, w.f = s, f
 	w.pos, w.acked, w.synced, w.segSynced = r.commitEnd, r.commitEnd, r.commitEnd, r.commitEnd
@@ -351,6 +400,10 @@ func (l *Log) checkTail(s *segment, f vfs.File, data []byte, r *scanResult) (*Co
 		if firstNonZero(data, r.stop, limit) < 0 {
 			return nil, nil
 		}
+	}
+	if m := l.mark; m != nil && r.commitNext < m.head && !l.opts.RepairBelowMark {
+		// Not torn: the log was durable up to the mark.
+		return l.belowMark(*m, r.commitNext, s.name, r.commitEnd), nil
 	}
 	if p := findProof(data, r.commitEnd, r.commitNext, l.opts.MaxRecordSize); p >= 0 {
 		reason := r.reason

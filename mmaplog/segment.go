@@ -27,6 +27,11 @@ type segment struct {
 	size  int64 // file size: the capacity for records
 
 	end atomic.Int64
+	// verified is a position up to which every record is known to be
+	// intact in the mapping, so readers skip its CRC: records this process
+	// wrote and synced (set by the writer), scanned at Open, or already
+	// checked by a cursor. It only grows, and never passes end.
+	verified atomic.Int64
 
 	mu        sync.RWMutex // guards the fields below
 	idx       []indexEntry // sparse; may hold entries past end (not yet acknowledged)
@@ -72,6 +77,16 @@ func (s *segment) bytes(fs vfs.FS, dir string) ([]byte, error) {
 	}
 	s.mm, s.data = mm, mm.Bytes()
 	return s.data, nil
+}
+
+// markVerified raises s.verified to pos.
+func (s *segment) markVerified(pos int64) {
+	for {
+		v := s.verified.Load()
+		if pos <= v || s.verified.CompareAndSwap(v, pos) {
+			return
+		}
+	}
 }
 
 func (s *segment) unmap() error {

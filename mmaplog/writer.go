@@ -166,7 +166,11 @@ func (l *Log) syncInterval() {
 	if l.Err() != nil || w.f == nil || w.pos <= w.segSynced {
 		return
 	}
-	if err := l.datasync(); err != nil {
+	err := l.datasync()
+	if err == nil {
+		err = l.checkActive()
+	}
+	if err != nil {
 		l.poison(err)
 	}
 }
@@ -184,6 +188,7 @@ func (l *Log) datasync() error {
 		return fmt.Errorf("mmaplog: fdatasync %s: %w", w.seg.name, err)
 	}
 	w.synced, w.segSynced = w.pos, w.pos
+	w.seg.markVerified(w.pos)
 	return nil
 }
 
@@ -203,6 +208,7 @@ func (l *Log) journalCommit(pos int64, data []byte) error {
 	}
 	l.st.journalCommits.Add(1)
 	w.synced = w.pos
+	w.seg.markVerified(w.pos)
 	return nil
 }
 
@@ -270,7 +276,11 @@ func (l *Log) commit(bs []batch) {
 			l.ack(bs[acked:i])
 			acked = i
 			if err := l.rotate(bs[i].first, need); err != nil {
-				l.fail(bs[acked:], err)
+				if _, ok := errors.AsType[*UnavailableError](err); ok {
+					l.retreat(bs[acked:], err)
+				} else {
+					l.fail(bs[acked:], err)
+				}
 				return
 			}
 			if w.pos+need > w.seg.size { // cannot happen: checked by AppendAsync and Open
@@ -298,6 +308,9 @@ func (l *Log) commit(bs []batch) {
 			err = l.journalCommit(groupPos, data)
 		} else {
 			err = l.datasync()
+		}
+		if err == nil {
+			err = l.checkActive()
 		}
 		if err != nil {
 			l.fail(bs[acked:], err)
@@ -378,6 +391,11 @@ func (l *Log) ack(bs []batch) {
 // A non-empty active segment (already durable) is sealed; an empty one (a
 // new log's first segment, too small for the batch) is replaced by the
 // rename, which is atomic.
+//
+// A segment that cannot be prepared or put in place returns an
+// *UnavailableError: nothing was written and the active segment is
+// unchanged, so the log need not be poisoned; the background goroutine
+// keeps trying. Only a failed directory fsync poisons.
 func (l *Log) rotate(first uint64, need int64) error {
 	w := &l.w
 	old := w.seg
@@ -385,16 +403,27 @@ func (l *Log) rotate(first uint64, need int64) error {
 	if replace && old.first != first {
 		return fmt.Errorf("mmaplog: internal error: empty segment %s does not start at %d", old.name, first)
 	}
+	name := segmentName(first)
+	unavailable := func(err error) error { return &UnavailableError{Dir: l.dir, Segment: name, Err: err} }
 	if !w.requested { // a batch that jumped past the half-way mark
-		l.bg.request(w.nextSize)
+		l.bg.request(w.nextSize, l.minSegment())
+		w.requested = true
+	}
+	pa, err := l.bg.take()
+	if err != nil {
+		return unavailable(err) // still requested: the background goroutine retries
 	}
 	w.requested = false
-	pa := l.bg.take()
-	if pa.err != nil {
-		return fmt.Errorf("mmaplog: prepare segment %s: %w", segmentName(first), pa.err)
-	}
 	tmp := filepath.Join(l.dir, preallocName)
 	size := pa.size
+	// retry drops the prepared file and asks for one of at least want bytes.
+	retry := func(want int64, err error) error {
+		pa.f.Close()
+		l.fs.Remove(tmp)
+		l.bg.request(max(want, w.nextSize), want)
+		w.requested = true
+		return unavailable(err)
+	}
 	if segHeaderSize+need > size {
 		grown := size
 		for segHeaderSize+need > grown {
@@ -402,16 +431,12 @@ func (l *Log) rotate(first uint64, need int64) error {
 		}
 		grown = min(grown, l.opts.SegmentSize)
 		if err := vfs.GrowZeroed(pa.f, size, grown); err != nil {
-			pa.f.Close()
-			l.fs.Remove(tmp)
-			return fmt.Errorf("mmaplog: grow segment %s: %w", segmentName(first), err)
+			return retry(grown, fmt.Errorf("grow to %d bytes: %w", grown, err))
 		}
 		size = grown
 	}
-	name := segmentName(first)
 	if err := l.fs.Rename(tmp, filepath.Join(l.dir, name)); err != nil {
-		pa.f.Close()
-		return fmt.Errorf("mmaplog: rename new segment %s: %w", name, err)
+		return retry(size, fmt.Errorf("rename: %w", err))
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		pa.f.Close()
@@ -442,13 +467,40 @@ func (l *Log) rotate(first uint64, need int64) error {
 	return nil
 }
 
+// minSegment is the smallest segment the background goroutine prepares
+// when space runs short.
+func (l *Log) minSegment() int64 { return min(firstSegmentSize, l.opts.SegmentSize) }
+
+// retreat fails bs (the rest of the group being committed) and every batch
+// queued after them with err, an *UnavailableError: none of them was
+// written. Their offsets are given back (the next append gets bs[0].first),
+// and Enqueue refuses with err until every done callback has returned, so
+// that a caller that tracks offsets (chain) sees them in order: first the
+// failures, then appends at the reused offsets.
+func (l *Log) retreat(bs []batch, err error) {
+	l.mu.Lock()
+	queued := l.pending
+	l.pending = nil
+	l.next = bs[0].first
+	l.refuse = err
+	l.mu.Unlock()
+	l.log.Warn("mmaplog: appends failed, log not poisoned", "dir", l.dir,
+		"batches", len(bs)+len(queued), "first_offset", bs[0].first, "err", err)
+	failAll(bs, err)
+	failAll(queued, err)
+	clear(queued)
+	l.mu.Lock()
+	l.refuse = nil
+	l.mu.Unlock()
+}
+
 // maybePrepare asks the background goroutine for the next segment once the
 // active one is half full: early enough that rotation never waits for it
 // under a steady load, late enough that a small, idle log never makes one.
 func (l *Log) maybePrepare() {
 	w := &l.w
 	if !w.requested && w.pos-segHeaderSize >= (w.seg.size-segHeaderSize)/2 {
-		l.bg.request(w.nextSize)
+		l.bg.request(w.nextSize, l.minSegment())
 		w.requested = true
 	}
 }

@@ -39,8 +39,13 @@ const (
 	CodeAborted            ErrorCode = 25 // an earlier Append of the channel failed; see Append.Restart
 	CodeNoSuchChain        ErrorCode = 26 // the chain does not exist and the connection asked not to create chains
 	CodeDuplicate          ErrorCode = 27 // an event of an Append is already stored, or twice in it, and the batch is not an exact retry
+	// CodeStorageUnavailable: the chain's log cannot store the batch now
+	// (no space, no file descriptors, no permission for its next segment)
+	// but is not poisoned; nothing was stored, sending it again later may
+	// succeed.
+	CodeStorageUnavailable ErrorCode = 28
 
-	numCodes = 28
+	numCodes = 29
 )
 
 var codeNames = [numCodes]string{
@@ -72,6 +77,7 @@ var codeNames = [numCodes]string{
 	CodeAborted:            "aborted",
 	CodeNoSuchChain:        "no such chain",
 	CodeDuplicate:          "duplicate",
+	CodeStorageUnavailable: "storage unavailable",
 }
 
 // AllErrorCodes returns every defined code in ascending order.

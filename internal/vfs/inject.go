@@ -30,13 +30,14 @@ const (
 	OpMap
 	OpClose
 	OpSyncFS
+	OpStat
 
 	// OpAnySync is every operation that makes something durable.
 	OpAnySync = OpSync | OpDatasync | OpSyncDir | OpSyncFS
 )
 
 var opNames = [...]string{"create", "open", "remove", "rename", "mkdir", "list", "syncdir", "lock",
-	"read", "write", "truncate", "allocate", "sync", "datasync", "map", "close", "syncfs"}
+	"read", "write", "truncate", "allocate", "sync", "datasync", "map", "close", "syncfs", "stat"}
 
 // String returns the names of the kinds in o joined by "|".
 func (o Op) String() string {
@@ -267,6 +268,13 @@ func (f *faultFS) SyncDir(dir string) error {
 	return f.fs.SyncDir(dir)
 }
 
+func (f *faultFS) Stat(name string) (FileStat, error) {
+	if err := f.in.fail(OpStat, name); err != nil {
+		return FileStat{}, err
+	}
+	return f.fs.Stat(name)
+}
+
 func (f *faultFS) Lock(name string) (io.Closer, error) {
 	if err := f.in.fail(OpLock, name); err != nil {
 		return nil, err
@@ -342,6 +350,13 @@ func (f *faultFile) SyncFS() error {
 		return err
 	}
 	return f.File.SyncFS()
+}
+
+func (f *faultFile) Stat() (FileStat, error) {
+	if err := f.in.fail(OpStat, f.Name()); err != nil {
+		return FileStat{}, err
+	}
+	return f.File.Stat()
 }
 
 func (f *faultFile) Map(size int) (Mapping, error) {

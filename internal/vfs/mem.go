@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // SectorSize is the unit in which [MemFS] tracks unsynced writes; a crash with
@@ -20,10 +21,13 @@ const SectorSize = 512
 // were made durable, so that [MemFS.Crash] can simulate a power loss. The zero
 // value is not usable; call [NewMem]. Safe for concurrent use.
 type MemFS struct {
-	mu      sync.Mutex
-	root    *memNode
-	crashed bool
-	locks   map[string]bool
+	mu       sync.Mutex
+	root     *memNode
+	crashed  bool
+	locks    map[string]bool
+	lastIno  uint64
+	used     int64 // bytes of file data
+	capacity int64 // 0: unlimited; see SetCapacity
 }
 
 type memNode struct {
@@ -37,6 +41,8 @@ type memNode struct {
 	dirty   map[int64]struct{} // sectors written since the last sync
 	mapped  int                // live mappings
 	written bool               // any change since the last sync (incl. size)
+	ino     uint64             // identity, for Stat
+	links   uint64             // directory entries naming the node
 }
 
 func newDir() *memNode {
@@ -46,6 +52,40 @@ func newDir() *memNode {
 // NewMem returns an empty in-memory file system whose root directory exists.
 func NewMem() *MemFS {
 	return &MemFS{root: newDir(), locks: map[string]bool{}}
+}
+
+// SetCapacity limits the bytes of file data m holds (0: no limit): a
+// write, Truncate or Allocate that would grow the total beyond it fails
+// with syscall.ENOSPC and changes nothing, as on a full disk. Shrinking or
+// removing files frees space (at once, even while they are open).
+func (m *MemFS) SetCapacity(bytes int64) {
+	m.mu.Lock()
+	m.capacity = bytes
+	m.mu.Unlock()
+}
+
+// Used returns the bytes of file data m holds.
+func (m *MemFS) Used() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.used
+}
+
+// newFileLocked returns a new file node with one link.
+func (m *MemFS) newFileLocked() *memNode {
+	m.lastIno++
+	return &memNode{dirty: map[int64]struct{}{}, written: true, ino: m.lastIno, links: 1}
+}
+
+// unlinkLocked drops one name of n, freeing its data with the last one.
+func (m *MemFS) unlinkLocked(n *memNode) {
+	if n.dir || n.links == 0 {
+		return
+	}
+	n.links--
+	if n.links == 0 {
+		m.used -= int64(len(n.data))
+	}
 }
 
 func split(name string) []string {
@@ -113,13 +153,14 @@ func (m *MemFS) Create(name string) (File, error) {
 		return nil, &fs.PathError{Op: "create", Path: name, Err: fs.ErrExist}
 	}
 	if ok {
+		m.used -= int64(len(n.data))
 		if n.mapped > 0 {
 			n.data = nil // a mapped file keeps its old bytes, as after ftruncate
 		}
 		n.data = n.data[:0]
 		n.written = true
 	} else {
-		n = &memNode{dirty: map[int64]struct{}{}, written: true}
+		n = m.newFileLocked()
 		d.children[base] = n
 	}
 	return &memFile{fs: m, n: n, name: name, rw: true}, nil
@@ -166,6 +207,7 @@ func (m *MemFS) Remove(name string) error {
 		return &fs.PathError{Op: "remove", Path: name, Err: fs.ErrInvalid}
 	}
 	delete(d.children, base)
+	m.unlinkLocked(n)
 	return nil
 }
 
@@ -188,10 +230,14 @@ func (m *MemFS) Rename(oldname, newname string) error {
 	if !ok {
 		return &fs.PathError{Op: "rename", Path: oldname, Err: fs.ErrNotExist}
 	}
-	if t, ok := nd.children[nb]; ok && t.dir {
+	t, ok := nd.children[nb]
+	if ok && t.dir {
 		return &fs.PathError{Op: "rename", Path: newname, Err: fs.ErrExist}
 	}
 	delete(od.children, ob)
+	if ok && t != n {
+		m.unlinkLocked(t)
+	}
 	nd.children[nb] = n
 	return nil
 }
@@ -260,6 +306,24 @@ func (m *MemFS) SyncDir(dir string) error {
 	return nil
 }
 
+// Stat implements [FS].
+func (m *MemFS) Stat(name string) (FileStat, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.checkLocked("stat", name); err != nil {
+		return FileStat{}, err
+	}
+	n, err := m.nodeLocked("stat", name)
+	if err != nil {
+		return FileStat{}, err
+	}
+	return n.stat(), nil
+}
+
+func (n *memNode) stat() FileStat {
+	return FileStat{Ino: n.ino, Links: n.links, Size: int64(len(n.data))}
+}
+
 // Lock implements [FS]. Locks are per MemFS value; a crash releases them.
 func (m *MemFS) Lock(name string) (io.Closer, error) {
 	m.mu.Lock()
@@ -272,7 +336,9 @@ func (m *MemFS) Lock(name string) (io.Closer, error) {
 		return nil, err
 	}
 	if _, ok := d.children[base]; !ok {
-		d.children[base] = &memNode{dirty: map[int64]struct{}{}}
+		n := m.newFileLocked()
+		n.written = false
+		d.children[base] = n
 	}
 	key := path.Clean("/" + filepath.ToSlash(name))
 	if m.locks[key] {
@@ -319,7 +385,7 @@ func (m *MemFS) Crash(opts CrashOptions) *MemFS {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.crashed = true
-	out := &MemFS{locks: map[string]bool{}}
+	out := &MemFS{locks: map[string]bool{}, lastIno: m.lastIno}
 	seen := map[*memNode]*memNode{}
 	var clone func(n *memNode) *memNode
 	clone = func(n *memNode) *memNode {
@@ -332,6 +398,12 @@ func (m *MemFS) Crash(opts CrashOptions) *MemFS {
 			for k, v := range n.durable {
 				c.children[k] = clone(v)
 				c.durable[k] = c.children[k]
+				if cc := c.children[k]; !cc.dir {
+					if cc.links == 0 {
+						out.used += int64(len(cc.data))
+					}
+					cc.links++
+				}
 			}
 			return c
 		}
@@ -357,7 +429,7 @@ func (m *MemFS) Crash(opts CrashOptions) *MemFS {
 				copy(data[lo:hi], n.data[lo:hi])
 			}
 		}
-		c := &memNode{data: data, synced: slices.Clone(data), dirty: map[int64]struct{}{}}
+		c := &memNode{data: data, synced: slices.Clone(data), dirty: map[int64]struct{}{}, ino: n.ino}
 		seen[n] = c
 		return c
 	}
@@ -411,18 +483,25 @@ func (f *memFile) growLocked(size int64) error {
 	if size <= int64(len(n.data)) {
 		return nil
 	}
+	grow := size - int64(len(n.data))
+	if c := f.fs.capacity; c > 0 && n.links > 0 && f.fs.used+grow > c {
+		return &fs.PathError{Op: "write", Path: f.name, Err: syscall.ENOSPC}
+	}
 	if size <= int64(cap(n.data)) {
 		old := len(n.data)
 		n.data = n.data[:size]
 		clear(n.data[old:])
-		return nil
+	} else {
+		if n.mapped > 0 {
+			return &fs.PathError{Op: "write", Path: f.name, Err: fmt.Errorf("memfs: growing a mapped file beyond its mapping is not supported")}
+		}
+		nd := make([]byte, size, max(size, 2*int64(cap(n.data))))
+		copy(nd, n.data)
+		n.data = nd
 	}
-	if n.mapped > 0 {
-		return &fs.PathError{Op: "write", Path: f.name, Err: fmt.Errorf("memfs: growing a mapped file beyond its mapping is not supported")}
+	if n.links > 0 {
+		f.fs.used += grow
 	}
-	nd := make([]byte, size, max(size, 2*int64(cap(n.data))))
-	copy(nd, n.data)
-	n.data = nd
 	return nil
 }
 
@@ -489,6 +568,9 @@ func (f *memFile) Truncate(size int64) error {
 		}
 		f.markDirtyLocked(old, size)
 		return nil
+	}
+	if f.n.links > 0 {
+		f.fs.used -= old - size
 	}
 	f.n.data = f.n.data[:size]
 	f.n.written = true
@@ -579,6 +661,15 @@ func (f *memFile) SyncFS() error {
 	}
 	walk(f.fs.root)
 	return nil
+}
+
+func (f *memFile) Stat() (FileStat, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.checkLocked("stat"); err != nil {
+		return FileStat{}, err
+	}
+	return f.n.stat(), nil
 }
 
 func (f *memFile) Map(size int) (Mapping, error) {

@@ -71,6 +71,14 @@ func (osFS) SyncDir(dir string) error {
 	return err
 }
 
+func (osFS) Stat(name string) (FileStat, error) {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return FileStat{}, err
+	}
+	return fileStat(fi, name)
+}
+
 func (osFS) Lock(name string) (io.Closer, error) {
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -101,6 +109,14 @@ func (o *osFile) Size() (int64, error) {
 		return 0, err
 	}
 	return fi.Size(), nil
+}
+
+func (o *osFile) Stat() (FileStat, error) {
+	fi, err := o.f.Stat()
+	if err != nil {
+		return FileStat{}, err
+	}
+	return fileStat(fi, o.f.Name())
 }
 
 func (o *osFile) Map(size int) (Mapping, error) {

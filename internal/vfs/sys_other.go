@@ -15,6 +15,11 @@ func syncfs(f *os.File) error {
 	return &os.PathError{Op: "syncfs", Path: f.Name(), Err: errors.ErrUnsupported}
 }
 
+// fileStat has no file identity to report where syscall.Stat_t is missing.
+func fileStat(_ os.FileInfo, name string) (FileStat, error) {
+	return FileStat{}, &os.PathError{Op: "stat", Path: name, Err: errors.ErrUnsupported}
+}
+
 // lockFile is a no-op where flock is unavailable: only one process may open a
 // log directory, and nothing enforces it on these platforms.
 func lockFile(*os.File) error { return nil }

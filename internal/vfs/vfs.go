@@ -29,6 +29,9 @@ type FS interface {
 	List(dir string) ([]string, error)
 	// SyncDir makes the entries of dir durable (fsync of the directory).
 	SyncDir(dir string) error
+	// Stat describes the file that name names now (following symbolic
+	// links).
+	Stat(name string) (FileStat, error)
 	// Lock takes an exclusive advisory lock on the named file, creating it if
 	// needed, and fails at once (with an error wrapping ErrLocked) if another
 	// holder has it. Closing the returned Closer releases the lock.
@@ -46,6 +49,10 @@ type File interface {
 	Name() string
 	// Size returns the current size of the file.
 	Size() (int64, error)
+	// Stat describes the open file (fstat): compared with FS.Stat of its
+	// path, it tells whether the path still names this file, and Links
+	// whether any name does.
+	Stat() (FileStat, error)
 	// Truncate changes the size of the file.
 	Truncate(size int64) error
 	// Allocate makes the file at least size bytes long with its blocks
@@ -72,6 +79,18 @@ type File interface {
 	// file's size. The mapping stays valid after the file is closed, until
 	// Unmap.
 	Map(size int) (Mapping, error)
+}
+
+// FileStat is what Stat reports about a file: its identity and its names.
+type FileStat struct {
+	// Dev and Ino identify the file: two paths, or a path and an open
+	// file, with equal Dev and Ino are the same file.
+	Dev, Ino uint64
+	// Links counts the directory entries naming the file: 0 once it has
+	// been removed (while still open).
+	Links uint64
+	// Size is the file's size in bytes.
+	Size int64
 }
 
 // Mapping is a read-only memory map of a file region. Bytes must not be

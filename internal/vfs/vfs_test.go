@@ -248,3 +248,83 @@ func TestSyncFS(t *testing.T) {
 		}
 	})
 }
+
+// TestStatIdentity checks, on both file systems, that Stat tells a path's
+// file apart from a replaced one and counts links to zero after Remove.
+func TestStatIdentity(t *testing.T) {
+	each(t, func(t *testing.T, fsys FS, dir string) {
+		a := filepath.Join(dir, "a")
+		f, err := fsys.Create(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fst, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pst, err := fsys.Stat(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fst.Ino != pst.Ino || fst.Dev != pst.Dev || fst.Links != 1 {
+			t.Fatalf("fresh file: fstat %+v, stat %+v, want same identity and 1 link", fst, pst)
+		}
+		g, err := fsys.Create(a + ".new")
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Close()
+		if err := fsys.Rename(a+".new", a); err != nil {
+			t.Fatal(err)
+		}
+		if pst, err = fsys.Stat(a); err != nil || pst.Ino == fst.Ino {
+			t.Fatalf("after replacing the path: stat %+v, %v; want an inode other than %d", pst, err, fst.Ino)
+		}
+		if fst, err = f.Stat(); err != nil || fst.Links != 0 {
+			t.Fatalf("replaced file: fstat %+v, %v; want 0 links", fst, err)
+		}
+		if err := fsys.Remove(a); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fsys.Stat(a); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("Stat of a removed path: %v, want ErrNotExist", err)
+		}
+	})
+}
+
+// TestMemCapacity fills a MemFS with a capacity: growth past it fails with
+// ENOSPC and changes nothing; removing a file frees its space.
+func TestMemCapacity(t *testing.T) {
+	m := NewMem()
+	m.SetCapacity(10 << 10)
+	a, err := m.Create("/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Allocate(8 << 10); err != nil {
+		t.Fatalf("Allocate within capacity: %v", err)
+	}
+	b, err := m.Create("/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Allocate(4 << 10); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Allocate past capacity: %v, want ENOSPC", err)
+	}
+	if n, _ := b.Size(); n != 0 {
+		t.Fatalf("failed Allocate left size %d, want 0", n)
+	}
+	if _, err := b.WriteAt(make([]byte, 3<<10), 0); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("WriteAt past capacity: %v, want ENOSPC", err)
+	}
+	if err := m.Remove("/a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Allocate(4 << 10); err != nil {
+		t.Fatalf("Allocate after freeing space: %v", err)
+	}
+	if got := m.Used(); got != 4<<10 {
+		t.Fatalf("Used = %d, want %d", got, 4<<10)
+	}
+}

@@ -1,0 +1,45 @@
+package mmaplog
+
+import (
+	"errors"
+	"fmt"
+	iofs "io/fs"
+	"path/filepath"
+)
+
+// checkActive makes sure that the file the writer appends to is still the
+// log's active segment: not removed (no links), renamed away, replaced by
+// another file under its name, or cut below its size. Acknowledging appends
+// into such a file would lose them at the next Open, which would then
+// assign their offsets again. It costs an fstat and a stat, and runs once
+// per group commit (SyncAlways) or per interval sync (SyncInterval), never
+// per record. On damage it leaves a head mark (flag lost) so that the next
+// Open refuses to reuse the offsets, and returns a *CorruptionError.
+func (l *Log) checkActive() error {
+	w := &l.w
+	fst, err := w.f.Stat()
+	if err != nil {
+		return nil // cannot tell on this platform or file system
+	}
+	pst, perr := l.fs.Stat(filepath.Join(l.dir, w.seg.name))
+	var reason string
+	switch {
+	case fst.Links == 0:
+		reason = "was removed"
+	case errors.Is(perr, iofs.ErrNotExist):
+		reason = "was renamed away"
+	case perr == nil && (pst.Ino != fst.Ino || pst.Dev != fst.Dev):
+		reason = "was replaced by another file of the same name"
+	case fst.Size < w.seg.size:
+		reason = fmt.Sprintf("was cut from %d to %d bytes", w.seg.size, fst.Size)
+	default:
+		return nil
+	}
+	head := l.head.Load()
+	cerr := &CorruptionError{Dir: l.dir, Segment: w.seg.name, Pos: w.pos, Offset: head,
+		Reason: "the active segment " + reason + " while the log was running; records acknowledged in it are lost"}
+	if err := l.writeMark(headMark{flags: markLost, head: head, segFirst: w.seg.first, segID: w.seg.id}); err != nil {
+		l.log.Error("mmaplog: cannot write the head mark after losing the active segment", "dir", l.dir, "err", err)
+	}
+	return cerr
+}
