@@ -14,8 +14,11 @@ type Log interface {
 	// AppendAsync assigns consecutive offsets to payloads, in call order,
 	// and returns the first at once. done is called exactly once, from a
 	// goroutine of the log, when the payloads are durable (err == nil) or
-	// will never be (err != nil; the log is then poisoned and every later
-	// call fails). done must not block. The log owns payloads until done is
+	// will never be (err != nil): either the log is poisoned and every
+	// later call fails, or the error is temporary (it has a Temporary()
+	// bool method that returns true, as mmaplog's *UnavailableError), the
+	// batch and those queued behind it were not stored, and their offsets
+	// are assigned again to later appends. done must not block. The log owns payloads until done is
 	// called. An error returned by AppendAsync itself means nothing was
 	// assigned and done will not be called.
 	AppendAsync(payloads [][]byte, done func(first uint64, err error)) (first uint64, err error)

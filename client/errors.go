@@ -37,6 +37,11 @@ var (
 	// does not store the new events of a batch that repeats old ones: send
 	// the new events alone.
 	ErrDuplicate = errors.New("client: batch repeats stored events")
+	// ErrUnavailable is matched by a [*CommitError] of code
+	// proto.CodeStorageUnavailable: the server could not store the batch
+	// for a reason that passes (no disk space, no file descriptors) and
+	// stored nothing of it; sending it again later may succeed.
+	ErrUnavailable = errors.New("client: storage temporarily unavailable")
 	// ErrProtocol is matched by a [*ProtocolError].
 	ErrProtocol = errors.New("client: protocol violation by the server")
 )
@@ -70,7 +75,8 @@ func (e *ServerError) Unwrap() error { return &proto.CodeError{Code: e.Code, Rea
 // CommitError is the server's refusal of one Append batch: nothing of the
 // batch was stored. errors.Is matches [ErrConflict] (Code is
 // proto.CodeConflict), [ErrAborted] (Code is proto.CodeAborted),
-// [ErrDuplicate] (Code is proto.CodeDuplicate), and
+// [ErrDuplicate] (Code is proto.CodeDuplicate), [ErrUnavailable] (Code is
+// proto.CodeStorageUnavailable), and
 // &proto.CodeError{Code: c}.
 type CommitError struct {
 	CommitID uint64
@@ -101,7 +107,8 @@ func (e *CommitError) Error() string {
 	return s
 }
 
-// Is reports whether target is ErrConflict, ErrAborted or ErrDuplicate as
+// Is reports whether target is ErrConflict, ErrAborted, ErrDuplicate or
+// ErrUnavailable as
 // described on [CommitError].
 func (e *CommitError) Is(target error) bool {
 	switch target {
@@ -111,6 +118,8 @@ func (e *CommitError) Is(target error) bool {
 		return e.Code == proto.CodeAborted
 	case ErrDuplicate:
 		return e.Code == proto.CodeDuplicate
+	case ErrUnavailable:
+		return e.Code == proto.CodeStorageUnavailable
 	}
 	return false
 }

@@ -11,13 +11,14 @@ import (
 // matches that sentinel and no other, and every code matches its
 // proto.CodeError.
 func TestCommitErrorIs(t *testing.T) {
-	sentinels := []error{ErrConflict, ErrAborted, ErrDuplicate}
+	sentinels := []error{ErrConflict, ErrAborted, ErrDuplicate, ErrUnavailable}
 	cases := map[proto.ErrorCode]error{
-		proto.CodeConflict:         ErrConflict,
-		proto.CodeAborted:          ErrAborted,
-		proto.CodeDuplicate:        ErrDuplicate,
-		proto.CodeValidationFailed: nil,
-		proto.CodeMalformed:        nil,
+		proto.CodeConflict:           ErrConflict,
+		proto.CodeAborted:            ErrAborted,
+		proto.CodeDuplicate:          ErrDuplicate,
+		proto.CodeStorageUnavailable: ErrUnavailable,
+		proto.CodeValidationFailed:   nil,
+		proto.CodeMalformed:          nil,
 	}
 	for code, want := range cases {
 		t.Run(code.String(), func(t *testing.T) {

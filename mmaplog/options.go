@@ -108,14 +108,6 @@ type Options struct {
 	Now func() time.Time
 }
 
-// BatchSpace returns the segment space, in bytes, that the largest batch of
-// at most events records and payloadBytes bytes of payload in all can
-// take, segment header included: Options.SegmentSize must be at least this
-// for every such batch to be accepted.
-func BatchSpace(events int, payloadBytes int) int64 {
-	return segHeaderSize + int64(payloadBytes) + int64(events)*(recHeaderSize+recAlign-1)
-}
-
 // Check reports whether o is valid, as Open would, without opening
 // anything: an error wrapping ErrInvalidOptions names the first problem.
 func (o Options) Check() error {

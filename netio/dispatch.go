@@ -431,6 +431,8 @@ func commitCode(code chain.Code) proto.ErrorCode {
 		return proto.CodeAborted
 	case chain.CodeStorage:
 		return proto.CodeStorageFailure
+	case chain.CodeUnavailable:
+		return proto.CodeStorageUnavailable
 	case chain.CodeClosed:
 		return proto.CodeShuttingDown
 	case chain.CodeTooLarge:

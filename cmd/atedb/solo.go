@@ -215,9 +215,8 @@ func (c *soloConfig) exec(ctx context.Context, args []string) error {
 	if err := store.CheckOptions(storeOpts); err != nil {
 		return usagef("%v", err)
 	}
-	if need := mmaplog.BatchSpace(c.maxBatchEvents, c.maxBatchBytes); need > c.segmentSize {
-		return usagef("--segment-size %d cannot hold one batch of --max-batch-events %d and --max-batch-bytes %d (%d bytes with the record headers)",
-			c.segmentSize, c.maxBatchEvents, c.maxBatchBytes, need)
+	if err := storeOpts.Log.CheckBatchLimits(c.maxBatchEvents, c.maxBatchBytes); err != nil {
+		return usagef("--segment-size, --max-batch-events and --max-batch-bytes: %v", err)
 	}
 	if err := c.prof.start(); err != nil {
 		return err
