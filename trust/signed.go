@@ -91,17 +91,29 @@ func (k *PrivateKey) SignBatch(chainKey string, hashes proto.HashList) (proto.Si
 
 // VerifyBatch checks that sig is p's batch signature over chainKey and
 // hashes. It returns nil, or an error matching [ErrEmptyBatch] (no hashes)
-// or [ErrBadSignature]. It allocates the message; [AppendBatchMessage] and
-// [PublicKey.Verify] let a caller reuse a buffer.
+// or [ErrBadSignature]. It allocates the message;
+// [PublicKey.VerifyBatchBuffer] reuses a buffer.
 func (p *PublicKey) VerifyBatch(chainKey string, hashes proto.HashList, sig []byte) error {
 	if err := checkBatch(hashes); err != nil {
 		return err
 	}
-	msg := AppendBatchMessage(make([]byte, 0, BatchMessageSize(len(chainKey), hashes.Len())), chainKey, hashes)
-	if !p.Verify(msg, sig) {
-		return fmt.Errorf("%w: batch signature by %s over %d events", ErrBadSignature, FormatKeyHash(p.hash), hashes.Len())
+	_, err := p.VerifyBatchBuffer(make([]byte, 0, BatchMessageSize(len(chainKey), hashes.Len())), chainKey, hashes, sig)
+	return err
+}
+
+// VerifyBatchBuffer is [PublicKey.VerifyBatch] building the message in
+// buf, which it returns (grown if needed) for the next call: a verifier that
+// checks many signatures reuses one buffer and allocates nothing when they
+// verify.
+func (p *PublicKey) VerifyBatchBuffer(buf []byte, chainKey string, hashes proto.HashList, sig []byte) ([]byte, error) {
+	if err := checkBatch(hashes); err != nil {
+		return buf, err
 	}
-	return nil
+	buf = AppendBatchMessage(buf[:0], chainKey, hashes)
+	if !p.Verify(buf, sig) {
+		return buf, fmt.Errorf("%w: batch signature by %s over %d events", ErrBadSignature, FormatKeyHash(p.hash), hashes.Len())
+	}
+	return buf, nil
 }
 
 // VerifySignature checks a signature record s from an event against p: the
