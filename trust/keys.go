@@ -222,7 +222,9 @@ type PublicKey struct {
 
 // NewPublicKey parses the raw public key bytes raw of type t (as
 // [proto.PublicKey] carries them). raw is copied. Errors match
-// [ErrUnknownKeyType] or [ErrBadKey].
+// [ErrUnknownKeyType] or [ErrBadKey]; an Ed25519 key that is a point of
+// small order (anyone can forge signatures for it) or whose encoding is not
+// canonical is refused too.
 func NewPublicKey(t proto.KeyType, raw []byte) (*PublicKey, error) {
 	if !Known(t) {
 		return nil, fmt.Errorf("%w: %v", ErrUnknownKeyType, t)
@@ -232,6 +234,9 @@ func NewPublicKey(t proto.KeyType, raw []byte) (*PublicKey, error) {
 	}
 	p := &PublicKey{typ: t, raw: append([]byte(nil), raw...)}
 	if t == proto.KeyEd25519 {
+		if !ed25519Canonical(raw) || ed25519SmallOrder(raw) {
+			return nil, fmt.Errorf("%w: ed25519 public key is a point of small order or not canonically encoded", ErrBadKey)
+		}
 		p.ed = ed25519.PublicKey(p.raw)
 	} else {
 		pk, err := mldsa(t).UnmarshalBinaryPublicKey(p.raw)
@@ -280,9 +285,58 @@ func (p *PublicKey) Verify(msg, sig []byte) bool {
 		return false
 	}
 	if p.typ == proto.KeyEd25519 {
-		return ed25519.Verify(p.ed, msg, sig)
+		return !ed25519SmallOrder(sig[:32]) && ed25519.Verify(p.ed, msg, sig)
 	}
 	return mldsa(p.typ).Verify(p.ml, msg, sig, nil)
+}
+
+// smallOrder lists the encodings, sign bit cleared, of the eight Ed25519
+// points of small order (y = 0, 1, -1 and the two y of the points of order
+// 8), with the non-canonical encodings p and p+1 of y = 0 and 1: the list
+// libsodium checks. A key or a signature's R among them is refused.
+var smallOrder = [...][32]byte{
+	{},     // y = 0: order 4
+	{0x01}, // y = 1: the identity
+	{0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05}, // order 8
+	{0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a}, // order 8
+	pMinus(1),  // y = -1: order 2
+	pMinus(0),  // y = p ≡ 0, non-canonical
+	pMinus(-1), // y = p+1 ≡ 1, non-canonical
+}
+
+// pMinus returns the little-endian encoding of 2^255-19-d.
+func pMinus(d int) [32]byte {
+	var b [32]byte
+	for i := range b {
+		b[i] = 0xff
+	}
+	b[0], b[31] = byte(0xed-d), 0x7f
+	return b
+}
+
+// ed25519SmallOrder reports whether the 32-byte point encoding b (a public
+// key, or a signature's R) is a point of small order.
+func ed25519SmallOrder(b []byte) bool {
+	for i := range smallOrder {
+		if string(b[:31]) == string(smallOrder[i][:31]) && b[31]&0x7f == smallOrder[i][31] {
+			return true
+		}
+	}
+	return false
+}
+
+// ed25519Canonical reports whether the y coordinate of the 32-byte point
+// encoding b is below p = 2^255-19.
+func ed25519Canonical(b []byte) bool {
+	if b[31]&0x7f != 0x7f || b[0] < 0xed {
+		return true
+	}
+	for _, c := range b[1:31] {
+		if c != 0xff {
+			return true
+		}
+	}
+	return false
 }
 
 // randOrDefault returns r, or crypto/rand's Reader when r is nil.
