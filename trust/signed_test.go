@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -131,5 +132,35 @@ func TestEmptyBatchSignatureNeverVerifies(t *testing.T) {
 	sig := k.Sign(AppendBatchMessage(nil, "a/b", nil))
 	if err := k.Public().VerifyBatch("a/b", nil, sig); !errors.Is(err, ErrEmptyBatch) {
 		t.Fatalf("VerifyBatch(empty, raw signature) = %v", err)
+	}
+}
+
+// TestDocVectors pins the worked example of docs/TRUST.md §3 (checked
+// independently with OpenSSL: `openssl pkeyutl -sign -rawin` over the same
+// message with the same seed gives the same signature).
+func TestDocVectors(t *testing.T) {
+	k, err := NewPrivateKey(proto.KeyEd25519, bytes.Repeat([]byte{1}, SeedSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h1, h2 proto.Hash
+	var nonce [proto.NonceSize]byte
+	for i := range h1 {
+		h1[i], h2[i], nonce[i] = 0x11, 0x22, 0x07
+	}
+	s, err := k.SignBatch("app/db", proto.MakeHashList(h1, h2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct{ got, want string }{
+		"public key":    {hex.EncodeToString(k.Public().Bytes()), "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"},
+		"key hash":      {FormatKeyHash(k.Hash()), "sha256:d2dd6e81a001b70a13607f6fbbb3b129ff367216fc1f8e3ae53e63976bf573a2"},
+		"batch sig":     {hex.EncodeToString(s.Signature), "8e320420ff6784d66864ee2061f8330e451d361b7141e4b893a777bdf00c027ad2fed7ed711222c949f7284818975d9e4af4df6aad8c74ab45861d9854887703"},
+		"proof message": {hex.EncodeToString(proto.ProofMessage(nonce, "app/db")), "61746564622070726f7665207631000707070707070707070707070707070707070707070707070707070707070707066170702f6462"},
+		"proof":         {hex.EncodeToString(k.SignProof(nonce, "app/db")), "b1d6a09007a1c08031a0768cb10e8dedb4aae3f94668d8ab700b7511882e1a9de2f1f10bd5ce1a9ec05a587d718779d139aa35dd4731dd9a4dd9c11456e90805"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s\n got %s\nwant %s", name, tc.got, tc.want)
+		}
 	}
 }
