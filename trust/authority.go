@@ -399,7 +399,9 @@ func (t *Tx) resolve(x uint64) (auth proto.WriteAuth, src uint64, r Rule) {
 // Apply checks e ([Tx.Check]) and, if it may be written, records its
 // effect in t: a tombstone removes the object and its rights; any other
 // event with a data key makes the event's write authorisation and parent
-// the object's; public keys the event carries are registered. It returns
+// the object's; public keys the event carries are registered, except keys
+// [NewPublicKey] would refuse (an Ed25519 key of small order), which stay
+// unknown. It returns
 // the refusal, and records nothing, otherwise.
 func (t *Tx) Apply(e *proto.Event, keys []proto.Hash) error {
 	if t.done {
@@ -422,8 +424,8 @@ func (t *Tx) record(e *proto.Event) {
 		if _, ok := t.s.keys[h]; ok {
 			continue
 		}
-		if !Known(k.Type) || len(k.Key) != k.Type.Size() {
-			continue // proto's decoder already refuses these
+		if !usableKey(k) {
+			continue // signatures by it stay unverifiable, as by an unregistered key
 		}
 		t.keys[h] = &regKey{pk: proto.PublicKey{Type: k.Type, Key: append([]byte(nil), k.Key...)}}
 	}

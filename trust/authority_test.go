@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -255,5 +256,28 @@ func TestMisusePanics(t *testing.T) {
 			}()
 			f(NewState(nil))
 		})
+	}
+}
+
+// TestWeakKeyNotRegistered: an event may carry an Ed25519 key of small
+// order, but it is not registered, so nothing can be verified with it.
+func TestWeakKeyNotRegistered(t *testing.T) {
+	s := NewState(nil)
+	weak := proto.PublicKey{Type: proto.KeyEd25519, Key: bytes.Clone(smallOrder[2][:])}
+	good := testKey(t, proto.KeyEd25519, "good").Public().Proto()
+	e := proto.Event{PublicKeys: []proto.PublicKey{weak, good}}
+	tx := s.Begin()
+	if err := tx.Apply(&e, nil); err != nil {
+		t.Fatal(err)
+	}
+	tx.Commit()
+	if _, ok := s.PublicKey(weak.Hash()); ok {
+		t.Fatalf("weak key registered")
+	}
+	if _, ok := s.PublicKey(good.Hash()); !ok {
+		t.Fatalf("good key not registered")
+	}
+	if _, _, err := DecodeState(s.AppendBinary(nil, 0)); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 //
 //	header   magic "ATST" (4) | version u8 = 1 | length u64 (whole encoding, trailer included) | position u64
 //	root     mode u8 (1 everyone, 3 any-of) [| uvarint n ≥ 1 | n × 32-byte key hash, strictly ascending]
-//	keys     uvarint n | n × (type u8 | raw public key, the type's size), strictly ascending by key hash
+//	keys     uvarint n | n × (type u8 | raw public key, the type's size, usable), strictly ascending by key hash
 //	objects  uvarint n | n × (key u64 ≠ 0 | parent u64 ≠ key | mode u8 (0 inherit, 1 everyone,
 //	         2 nobody, 3 any-of) [| uvarint m ≥ 1 | m × 32-byte key hash, strictly ascending]),
 //	         strictly ascending by key
@@ -240,6 +240,10 @@ func DecodeState(b []byte) (*State, uint64, error) {
 			break
 		}
 		pk := proto.PublicKey{Type: t, Key: append([]byte(nil), d.b[d.off:d.off+t.Size()]...)}
+		if !usableKey(pk) {
+			d.fail("key %d: not a usable %v key", i, t)
+			break
+		}
 		h := pk.Hash()
 		if i > 0 && bytes.Compare(last[:], h[:]) >= 0 {
 			d.off = at

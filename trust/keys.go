@@ -339,6 +339,16 @@ func ed25519Canonical(b []byte) bool {
 	return false
 }
 
+// usableKey reports, without parsing it, whether [PublicKeyFromProto]
+// accepts k: a known type, the type's size, and for Ed25519 a canonical
+// encoding of a point not of small order.
+func usableKey(k proto.PublicKey) bool {
+	if !Known(k.Type) || len(k.Key) != k.Type.Size() {
+		return false
+	}
+	return k.Type != proto.KeyEd25519 || (ed25519Canonical(k.Key) && !ed25519SmallOrder(k.Key))
+}
+
 // randOrDefault returns r, or crypto/rand's Reader when r is nil.
 func randOrDefault(r io.Reader) io.Reader {
 	if r == nil {
