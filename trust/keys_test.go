@@ -128,6 +128,15 @@ func TestNoSecretInText(t *testing.T) {
 			t.Errorf("%s = %q, want the key hash in it", name, s)
 		}
 	}
+	// A seed misplaced as a field name or type must not be quoted either.
+	for _, text := range []string{
+		PrivateKeyHeader + "\n" + seedHex + " x\n",
+		PrivateKeyHeader + "\ntype " + seedHex + "\nseed " + seedHex + "\n",
+	} {
+		if _, err := ParsePrivateKeyText([]byte(text)); err == nil || strings.Contains(err.Error(), seedHex[:16]) {
+			t.Errorf("ParsePrivateKeyText(misplaced seed) = %v", err)
+		}
+	}
 	// A bad seed's error must not quote it.
 	bad := bytes.Replace(k.AppendSecretText(nil), []byte(seedHex), []byte("zz"+seedHex[2:]), 1)
 	if _, err := ParsePrivateKeyText(bad); err == nil || strings.Contains(err.Error(), seedHex[2:18]) {

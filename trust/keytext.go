@@ -112,7 +112,7 @@ func parseKeyText(b []byte, header string, allowed ...string) (keyText, error) {
 			known = known || name == a
 		}
 		if !known {
-			return kt, fmt.Errorf("%w: line %d: unknown field %q", ErrBadKeyText, n, name)
+			return kt, fmt.Errorf("%w: line %d: unknown field %s", ErrBadKeyText, n, quoteShort(name))
 		}
 		if _, dup := kt.fields[name]; dup {
 			return kt, fmt.Errorf("%w: line %d: field %q repeated", ErrBadKeyText, n, name)
@@ -133,9 +133,18 @@ func (kt keyText) keyType() (proto.KeyType, error) {
 	}
 	t, err := ParseKeyType(v)
 	if err != nil {
-		return 0, fmt.Errorf("%w: line %d: %w", ErrBadKeyText, kt.lines["type"], err)
+		return 0, fmt.Errorf("%w: line %d: %w: %s", ErrBadKeyText, kt.lines["type"], ErrUnknownKeyType, quoteShort(v))
 	}
 	return t, nil
+}
+
+// quoteShort quotes s if it is short; a long word in a key file may be a
+// misplaced secret, so it is only counted.
+func quoteShort(s string) string {
+	if len(s) <= 16 {
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprintf("of %d characters", len(s))
 }
 
 // checkHash compares the optional hash field with the key's hash.
