@@ -295,7 +295,11 @@ func KeyOnly(e *proto.Event) bool {
 // effective authorisation of an object is its stored one, or, when that is
 // inherit, its parent's, up to the root set for a top-level object. An
 // event's own write authorisation never decides whether it may be written.
+// Check panics after [Tx.Commit] or [Tx.Abort].
 func (t *Tx) Check(e *proto.Event, keys []proto.Hash) error {
+	if t.done {
+		panic("trust: Tx used after Commit or Abort")
+	}
 	refuse := func(r Rule, src uint64) error {
 		err := &RefusalError{Rule: r, Object: e.DataKey, Source: src, Keys: len(keys)}
 		if len(keys) > 0 {

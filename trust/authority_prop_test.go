@@ -10,7 +10,8 @@ import (
 
 // refModel is the reference model of the tree-authority rules: a map of
 // live objects, recursive definitions straight from docs/TRUST.md §2, and
-// atomic batches by copying the whole map. It shares no code with State.
+// atomic batches by copying the whole map. It shares no code with State
+// but the KeyOnly predicate (tested on its own in TestAuthorityRules).
 type refModel struct {
 	root     []proto.Hash // empty: everyone
 	objs     map[uint64]refObj
