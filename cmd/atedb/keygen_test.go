@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,5 +92,36 @@ func TestKeygenUsage(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("usage errors created files: %v", entries)
+	}
+}
+
+// TestKeygenKeyAsServerIdentity: a key made by keygen serves as solo's
+// --identity, with the key hash as its fingerprint, and is refused when
+// others may read it.
+func TestKeygenKeyAsServerIdentity(t *testing.T) {
+	for _, typ := range []string{"ed25519", "ml-dsa-44"} {
+		path := filepath.Join(t.TempDir(), "server")
+		code, out, errOut := runCmd(t, context.Background(), "keygen", "--type", typ, "-o", path)
+		if code != 0 {
+			t.Fatalf("keygen: %s", errOut)
+		}
+		var logs strings.Builder
+		log := slog.New(slog.NewTextHandler(&logs, nil))
+		id, created, err := loadOrCreateIdentity(path, 0, false, log)
+		if err != nil || created {
+			t.Fatalf("%s: load: %v, created %v", typ, err, created)
+		}
+		if id.Fingerprint() != strings.TrimSpace(out) || id.Alg().String() != typ {
+			t.Fatalf("%s: identity %s %v, keygen printed %s", typ, id.Fingerprint(), id.Alg(), out)
+		}
+		if err := os.Chmod(path, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := loadOrCreateIdentity(path, 0, false, log); !errors.Is(err, keyfile.ErrInsecureMode) {
+			t.Fatalf("%s: group-readable key file: %v", typ, err)
+		}
+		if logs.Len() != 0 {
+			t.Fatalf("log output: %s", logs.String())
+		}
 	}
 }

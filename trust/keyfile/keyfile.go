@@ -55,7 +55,7 @@ func read(path string, private bool) ([]byte, error) {
 		return nil, fmt.Errorf("keyfile: %s is not a regular file", path)
 	}
 	if private {
-		if err := checkMode(path, st.Mode()); err != nil {
+		if err := CheckPrivateMode(path, st.Mode()); err != nil {
 			return nil, err
 		}
 	}

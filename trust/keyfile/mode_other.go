@@ -4,6 +4,7 @@ package keyfile
 
 import "io/fs"
 
-// checkMode accepts every file: outside Unix, permission bits do not tell
-// who may read a file (Windows uses ACLs), so the check is the operator's.
-func checkMode(string, fs.FileMode) error { return nil }
+// CheckPrivateMode accepts every file: outside Unix, permission bits do
+// not tell who may read a file (Windows uses ACLs), so the check is the
+// operator's.
+func CheckPrivateMode(string, fs.FileMode) error { return nil }

@@ -4,9 +4,9 @@ package keyfile
 
 import "io/fs"
 
-// checkMode refuses a private key file that the group or others may read,
-// write or execute.
-func checkMode(path string, m fs.FileMode) error {
+// CheckPrivateMode returns a [*ModeError] if m, the mode of the private
+// key file path, lets the group or others read, write or execute it.
+func CheckPrivateMode(path string, m fs.FileMode) error {
 	if m.Perm()&0o077 != 0 {
 		return &ModeError{Path: path, Mode: m}
 	}
