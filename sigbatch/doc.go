@@ -36,8 +36,10 @@
 //	}
 //
 // Verify never reports success for zero jobs ([ErrEmpty]) or for a
-// signature over zero hashes. The caller verifies its first job itself
-// while the workers take the rest, so a lone signature costs no hand-off.
+// signature over zero hashes. The caller works through its own jobs and
+// idle workers join in (one helper token per worker, not one task per
+// job), so a lone signature costs no hand-off and a large batch uses every
+// core.
 //
 // Ed25519 verification is one signature at a time (crypto/ed25519): a
 // batch-verification algorithm was measured and not adopted, because the

@@ -60,30 +60,28 @@ func (e *VerifyError) Unwrap() error { return e.Err }
 
 // Verifier checks signatures on a fixed pool of worker goroutines shared
 // by every caller: however many batches arrive at once, no more than its
-// workers (plus the callers themselves, which verify their first job while
-// the workers take the rest) run verifications, and no goroutine is started
-// per batch. Build one with [NewVerifier]; it is safe for concurrent use.
+// workers (plus the callers themselves) run verifications, and no goroutine
+// is started per batch. A caller verifies the jobs of its own call and
+// hands the pool up to one helper token per worker; an idle worker that
+// takes a token claims jobs of that call too, until none are left. So a
+// lone signature costs no hand-off, and a large batch spreads over every
+// core. Build one with [NewVerifier]; it is safe for concurrent use.
 // [Verifier.Close] stops the workers.
 type Verifier struct {
-	tasks   chan task
-	mu      sync.RWMutex // held for reading while a Verify hands out tasks; Close takes it to close tasks
+	tokens  chan *call   // helper tokens: a worker that takes one claims jobs of that call
+	mu      sync.RWMutex // held for reading while a Verify hands out tokens; Close takes it to close tokens
 	closed  bool
 	workers sync.WaitGroup
 	calls   sync.Pool // *call
 	n       int
 }
 
-// task is one job of one call.
-type task struct {
-	c *call
-	i int
-}
-
 // call is the state of one Verify call.
 type call struct {
 	jobs    []Job
-	pending sync.WaitGroup
-	bad     atomic.Int64 // lowest failed index, or len(jobs)
+	next    atomic.Int64   // the next job index to claim
+	helpers sync.WaitGroup // tokens handed out and not yet returned
+	bad     atomic.Int64   // lowest failed index, or len(jobs)
 	mu      sync.Mutex
 	err     error  // the error of job bad
 	buf     []byte // the calling goroutine's message buffer
@@ -95,7 +93,7 @@ func NewVerifier(workers int) *Verifier {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	v := &Verifier{tasks: make(chan task, 64*workers), n: workers}
+	v := &Verifier{tokens: make(chan *call, 64*workers), n: workers}
 	v.calls.New = func() any { return new(call) }
 	v.workers.Add(workers)
 	for range workers {
@@ -110,15 +108,27 @@ func (v *Verifier) Workers() int { return v.n }
 func (v *Verifier) work() {
 	defer v.workers.Done()
 	var buf []byte
-	for t := range v.tasks {
-		buf = keepBuffer(t.c.run(t.i, buf))
+	for c := range v.tokens {
+		buf = keepBuffer(c.drain(buf))
+		c.helpers.Done()
 	}
 }
 
-// run verifies job i of c unless a lower-indexed job already failed, and
+// drain claims and checks jobs of c until none are left, and returns buf
+// for reuse.
+func (c *call) drain(buf []byte) []byte {
+	for {
+		i := int(c.next.Add(1) - 1)
+		if i >= len(c.jobs) {
+			return buf
+		}
+		buf = c.check(i, buf)
+	}
+}
+
+// check verifies job i of c unless a lower-indexed job already failed, and
 // records a failure. It returns buf for reuse.
-func (c *call) run(i int, buf []byte) []byte {
-	defer c.pending.Done()
+func (c *call) check(i int, buf []byte) []byte {
 	if int64(i) > c.bad.Load() {
 		return buf // a lower-indexed job failed: this one cannot be the one reported
 	}
@@ -154,30 +164,31 @@ func (v *Verifier) Verify(jobs []Job) error {
 	}
 	c := v.calls.Get().(*call)
 	c.jobs, c.err = jobs, nil
+	c.next.Store(0)
 	c.bad.Store(int64(len(jobs)))
-	c.pending.Add(len(jobs))
 
 	v.mu.RLock()
 	if v.closed {
 		v.mu.RUnlock()
-		c.pending.Add(-len(jobs))
 		c.jobs = nil
 		v.calls.Put(c)
 		return ErrClosed
 	}
-	// Hand out jobs 1..n-1; a full queue means the workers are busy, so the
-	// caller verifies the job itself rather than wait. Job 0 is the
-	// caller's.
-	for i := 1; i < len(jobs); i++ {
+	// One token per worker that could help (the caller takes a share too);
+	// a full queue means every worker is busy: the caller does the rest.
+	for range min(v.n, len(jobs)-1) {
+		c.helpers.Add(1)
 		select {
-		case v.tasks <- task{c, i}:
+		case v.tokens <- c:
+			continue
 		default:
-			c.buf = c.run(i, c.buf)
+			c.helpers.Done()
 		}
+		break
 	}
 	v.mu.RUnlock()
-	c.buf = c.run(0, c.buf)
-	c.pending.Wait()
+	c.buf = c.drain(c.buf)
+	c.helpers.Wait()
 
 	var err error
 	if bad := int(c.bad.Load()); bad < len(jobs) {
@@ -186,6 +197,19 @@ func (v *Verifier) Verify(jobs []Job) error {
 	c.jobs, c.err, c.buf = nil, nil, keepBuffer(c.buf)
 	v.calls.Put(c)
 	return err
+}
+
+// Close stops the workers after the tokens already handed to them and
+// waits for them to exit. Verify calls after Close return [ErrClosed].
+// Close is idempotent.
+func (v *Verifier) Close() {
+	v.mu.Lock()
+	if !v.closed {
+		v.closed = true
+		close(v.tokens)
+	}
+	v.mu.Unlock()
+	v.workers.Wait()
 }
 
 // maxKeptBuffer bounds the message buffers kept between verifications: a
@@ -197,17 +221,4 @@ func keepBuffer(b []byte) []byte {
 		return nil
 	}
 	return b
-}
-
-// Close stops the workers after the jobs already handed to them and waits
-// for them to exit. Verify calls after Close return [ErrClosed]. Close is
-// idempotent.
-func (v *Verifier) Close() {
-	v.mu.Lock()
-	if !v.closed {
-		v.closed = true
-		close(v.tasks)
-	}
-	v.mu.Unlock()
-	v.workers.Wait()
 }
