@@ -524,7 +524,7 @@ func TestPinnedFingerprint(t *testing.T) {
 		"no identity":        {nil, raw, ErrIdentityRequired},
 		"malformed pin":      {id, []byte("sha256:1234"), ErrBadIdentityKey},
 		"flipped pin":        {id, flip(raw, 31), ErrFingerprintMismatch},
-		"same seed, ed25519": {mustIdentity(t, IdentityEd25519, id.seed[:]), raw, ErrFingerprintMismatch},
+		"same seed, ed25519": {mustIdentity(t, IdentityEd25519, id.Key().SecretBinary()[1:]), raw, ErrFingerprintMismatch},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -1,45 +1,38 @@
 package kex
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
-	"github.com/cloudflare/circl/sign"
-	"github.com/cloudflare/circl/sign/mldsa/mldsa44"
-	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
-	"github.com/cloudflare/circl/sign/mldsa/mldsa87"
+	"github.com/atedb/atedb/proto"
+	"github.com/atedb/atedb/trust"
 )
 
 // IdentityAlg names the signature algorithm of a server identity key. Its
 // value is the algorithm byte on the wire (part of the wire format; never
-// change).
+// change) and equals the [proto.KeyType] of the same algorithm; package
+// trust owns the keys themselves (derivation, signing, verifying).
 type IdentityAlg uint8
 
 // Identity algorithms.
 const (
-	IdentityNone    IdentityAlg = 0 // no identity: the server hello is unsigned
-	IdentityEd25519 IdentityAlg = 1 // Ed25519 (RFC 8032, pure)
-	IdentityMLDSA44 IdentityAlg = 2 // ML-DSA-44 (FIPS 204)
-	IdentityMLDSA65 IdentityAlg = 3 // ML-DSA-65 (FIPS 204)
-	IdentityMLDSA87 IdentityAlg = 4 // ML-DSA-87 (FIPS 204)
+	IdentityNone    IdentityAlg = 0                             // no identity: the server hello is unsigned
+	IdentityEd25519 IdentityAlg = IdentityAlg(proto.KeyEd25519) // Ed25519 (RFC 8032, pure)
+	IdentityMLDSA44 IdentityAlg = IdentityAlg(proto.KeyMLDSA44) // ML-DSA-44 (FIPS 204)
+	IdentityMLDSA65 IdentityAlg = IdentityAlg(proto.KeyMLDSA65) // ML-DSA-65 (FIPS 204)
+	IdentityMLDSA87 IdentityAlg = IdentityAlg(proto.KeyMLDSA87) // ML-DSA-87 (FIPS 204)
 )
 
 // IdentitySeedSize is the size of the seed an identity key is derived from,
 // for every algorithm.
-const IdentitySeedSize = 32
+const IdentitySeedSize = trust.SeedSize
 
 // FingerprintSize is the size of a raw fingerprint (a SHA-256 digest).
 const FingerprintSize = sha256.Size
-
-// fingerprintPrefix starts the text form of a fingerprint.
-const fingerprintPrefix = "sha256:"
 
 var (
 	// ErrUnknownIdentityAlg is matched by errors for an identity algorithm
@@ -50,37 +43,20 @@ var (
 	ErrBadIdentityKey = errors.New("kex: malformed identity key")
 )
 
-// mldsa returns the circl ML-DSA scheme of a, or nil for Ed25519 (the
-// standard library's, which needs no extra module) and unknown values.
-func (a IdentityAlg) mldsa() sign.Scheme {
-	switch a {
-	case IdentityMLDSA44:
-		return mldsa44.Scheme()
-	case IdentityMLDSA65:
-		return mldsa65.Scheme()
-	case IdentityMLDSA87:
-		return mldsa87.Scheme()
-	}
-	return nil
-}
+// keyType returns a as a proto key type.
+func (a IdentityAlg) keyType() proto.KeyType { return proto.KeyType(a) }
 
 // known reports whether a is a signature algorithm (not IdentityNone).
-func (a IdentityAlg) known() bool { return a == IdentityEd25519 || a.mldsa() != nil }
+func (a IdentityAlg) known() bool { return a != IdentityNone && trust.Known(a.keyType()) }
 
 // String returns "none", "ed25519", "ml-dsa-44", "ml-dsa-65", "ml-dsa-87",
 // or "IdentityAlg(n)" for an unknown value.
 func (a IdentityAlg) String() string {
-	switch a {
-	case IdentityNone:
+	switch {
+	case a == IdentityNone:
 		return "none"
-	case IdentityEd25519:
-		return "ed25519"
-	case IdentityMLDSA44:
-		return "ml-dsa-44"
-	case IdentityMLDSA65:
-		return "ml-dsa-65"
-	case IdentityMLDSA87:
-		return "ml-dsa-87"
+	case a.known():
+		return a.keyType().String()
 	}
 	return fmt.Sprintf("IdentityAlg(%d)", uint8(a))
 }
@@ -89,57 +65,37 @@ func (a IdentityAlg) String() string {
 // (case-insensitive, "mldsa65" accepted too) except "none". Unknown names
 // return an error matching [ErrUnknownIdentityAlg].
 func ParseIdentityAlg(s string) (IdentityAlg, error) {
-	n := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(s)), "-", "")
-	switch n {
-	case "ed25519":
-		return IdentityEd25519, nil
-	case "mldsa44":
-		return IdentityMLDSA44, nil
-	case "mldsa65":
-		return IdentityMLDSA65, nil
-	case "mldsa87":
-		return IdentityMLDSA87, nil
+	t, err := trust.ParseKeyType(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %q (want ed25519, ml-dsa-44, ml-dsa-65 or ml-dsa-87)", ErrUnknownIdentityAlg, s)
 	}
-	return 0, fmt.Errorf("%w: %q (want ed25519, ml-dsa-44, ml-dsa-65 or ml-dsa-87)", ErrUnknownIdentityAlg, s)
+	return IdentityAlg(t), nil
 }
 
 // publicKeySize returns the raw public key size of a, or 0.
 func (a IdentityAlg) publicKeySize() int {
-	if a == IdentityEd25519 {
-		return ed25519.PublicKeySize
+	if !a.known() {
+		return 0
 	}
-	if s := a.mldsa(); s != nil {
-		return s.PublicKeySize()
-	}
-	return 0
+	return a.keyType().Size()
 }
 
 // signatureSize returns the signature size of a, or 0.
 func (a IdentityAlg) signatureSize() int {
-	if a == IdentityEd25519 {
-		return ed25519.SignatureSize
+	if !a.known() {
+		return 0
 	}
-	if s := a.mldsa(); s != nil {
-		return s.SignatureSize()
-	}
-	return 0
+	return trust.SignatureSize(a.keyType())
 }
 
 // verify checks sig over msg with the raw public key raw of algorithm a.
 // It returns false for an unknown algorithm or a malformed key.
 func (a IdentityAlg) verify(raw, msg, sig []byte) bool {
-	if a == IdentityEd25519 {
-		return len(raw) == ed25519.PublicKeySize && ed25519.Verify(ed25519.PublicKey(raw), msg, sig)
-	}
-	s := a.mldsa()
-	if s == nil || len(raw) != s.PublicKeySize() {
+	if !a.known() {
 		return false
 	}
-	pk, err := s.UnmarshalBinaryPublicKey(raw)
-	if err != nil {
-		return false
-	}
-	return s.Verify(pk, msg, sig, nil)
+	pk, err := trust.NewPublicKey(a.keyType(), raw)
+	return err == nil && pk.Verify(msg, sig)
 }
 
 // Identity is a server's long-term signing key. A server configured with
@@ -148,11 +104,8 @@ func (a IdentityAlg) verify(raw, msg, sig []byte) bool {
 // [GenerateIdentity], [NewIdentity] or [ParseIdentity]. An Identity is
 // immutable and safe for concurrent use.
 type Identity struct {
-	alg  IdentityAlg
-	seed [IdentitySeedSize]byte
-	ed   ed25519.PrivateKey // IdentityEd25519
-	sk   sign.PrivateKey    // ML-DSA
-	pub  []byte             // encoded public key: alg byte || raw key
+	key *trust.PrivateKey
+	pub []byte // encoded public key: alg byte || raw key
 }
 
 // GenerateIdentity creates a new identity key for alg from
@@ -164,12 +117,11 @@ func GenerateIdentity(alg IdentityAlg, rand io.Reader) (*Identity, error) {
 		return nil, fmt.Errorf("%w: %v", ErrUnknownIdentityAlg, alg)
 	}
 	var seed [IdentitySeedSize]byte
+	defer clear(seed[:])
 	if _, err := io.ReadFull(randOrDefault(rand), seed[:]); err != nil {
 		return nil, fmt.Errorf("kex: generate identity: read randomness: %w", err)
 	}
-	id, err := NewIdentity(alg, seed[:])
-	clear(seed[:])
-	return id, err
+	return NewIdentity(alg, seed[:])
 }
 
 // NewIdentity derives the identity key of alg from a seed of
@@ -183,43 +135,47 @@ func NewIdentity(alg IdentityAlg, seed []byte) (*Identity, error) {
 	if len(seed) != IdentitySeedSize {
 		return nil, fmt.Errorf("%w: seed is %d bytes, want %d", ErrBadIdentityKey, len(seed), IdentitySeedSize)
 	}
-	id := &Identity{alg: alg}
-	copy(id.seed[:], seed)
-	var raw []byte
-	if alg == IdentityEd25519 {
-		id.ed = ed25519.NewKeyFromSeed(seed)
-		raw = id.ed[ed25519.SeedSize:]
-	} else {
-		pk, sk := alg.mldsa().DeriveKey(seed)
-		var err error
-		if raw, err = pk.MarshalBinary(); err != nil {
-			return nil, fmt.Errorf("kex: marshal identity public key: %w", err)
-		}
-		id.sk = sk
+	k, err := trust.NewPrivateKey(alg.keyType(), seed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadIdentityKey, err)
 	}
-	id.pub = append([]byte{byte(alg)}, raw...)
-	return id, nil
+	return IdentityFromKey(k), nil
 }
 
+// IdentityFromKey makes a trust signing key (for instance one written by
+// "atedb keygen") the server's identity. The fingerprint of the identity
+// is the key hash of k.
+func IdentityFromKey(k *trust.PrivateKey) *Identity {
+	pub := k.Public()
+	return &Identity{key: k, pub: append([]byte{byte(pub.Type())}, pub.Bytes()...)}
+}
+
+// Key returns the signing key of id.
+func (id *Identity) Key() *trust.PrivateKey { return id.key }
+
 // ParseIdentity decodes what [Identity.MarshalBinary] produced (the
-// algorithm byte, then the 32-byte seed). Errors match
+// algorithm byte, then the 32-byte seed: trust's secret binary encoding). Errors match
 // [ErrUnknownIdentityAlg] or [ErrBadIdentityKey].
 func ParseIdentity(b []byte) (*Identity, error) {
-	if len(b) != 1+IdentitySeedSize {
-		return nil, fmt.Errorf("%w: encoded identity is %d bytes, want %d", ErrBadIdentityKey, len(b), 1+IdentitySeedSize)
+	k, err := trust.ParsePrivateKey(b)
+	if errors.Is(err, trust.ErrUnknownKeyType) {
+		return nil, fmt.Errorf("%w: %w", ErrUnknownIdentityAlg, err)
 	}
-	return NewIdentity(IdentityAlg(b[0]), b[1:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadIdentityKey, err)
+	}
+	return IdentityFromKey(k), nil
 }
 
 // MarshalBinary returns the secret encoding of id: the algorithm byte then
-// the seed (33 bytes). Store it like any private key (mode 0600). The error
+// the seed (33 bytes; trust.PrivateKey.SecretBinary). Store it like any private key (mode 0600). The error
 // is always nil.
 func (id *Identity) MarshalBinary() ([]byte, error) {
-	return append([]byte{byte(id.alg)}, id.seed[:]...), nil
+	return id.key.SecretBinary(), nil
 }
 
 // Alg returns the signature algorithm of id.
-func (id *Identity) Alg() IdentityAlg { return id.alg }
+func (id *Identity) Alg() IdentityAlg { return IdentityAlg(id.key.Type()) }
 
 // PublicKey returns the encoded public key (the algorithm byte, then the
 // algorithm's raw public key), as the server hello carries it and as
@@ -228,40 +184,29 @@ func (id *Identity) PublicKey() []byte { return append([]byte(nil), id.pub...) }
 
 // Fingerprint returns the text fingerprint of id's public key; see
 // [Fingerprint].
-func (id *Identity) Fingerprint() string { return Fingerprint(id.pub) }
+func (id *Identity) Fingerprint() string { return trust.FormatKeyHash(id.key.Hash()) }
 
 // sign signs msg (deterministically for every algorithm).
-func (id *Identity) sign(msg []byte) []byte {
-	if id.alg == IdentityEd25519 {
-		return ed25519.Sign(id.ed, msg)
-	}
-	return id.alg.mldsa().Sign(id.sk, msg, nil)
-}
+func (id *Identity) sign(msg []byte) []byte { return id.key.Sign(msg) }
 
 // Fingerprint returns "sha256:" followed by the 64 lowercase hex digits of
-// the SHA-256 of an encoded identity public key ([Identity.PublicKey]).
-// Servers print it at start; clients pin it ([ClientConfig]).
+// the SHA-256 of an encoded identity public key ([Identity.PublicKey]):
+// the key hash of the identity key in trust's text form
+// (trust.FormatKeyHash). Servers print it at start; clients pin it
+// ([ClientConfig]).
 func Fingerprint(identityPublicKey []byte) string {
-	sum := sha256.Sum256(identityPublicKey)
-	return fingerprintPrefix + hex.EncodeToString(sum[:])
+	return trust.FormatKeyHash(sha256.Sum256(identityPublicKey))
 }
 
 // ParseFingerprint parses the text form printed by [Fingerprint] (the
 // "sha256:" prefix is optional, hex is case-insensitive) into the raw
 // FingerprintSize-byte digest. Errors match [ErrBadIdentityKey].
 func ParseFingerprint(s string) ([]byte, error) {
-	t := strings.TrimSpace(s)
-	if len(t) >= len(fingerprintPrefix) && strings.EqualFold(t[:len(fingerprintPrefix)], fingerprintPrefix) {
-		t = t[len(fingerprintPrefix):]
-	}
-	if len(t) != 2*FingerprintSize {
-		return nil, fmt.Errorf("%w: fingerprint %q: want %d hex digits", ErrBadIdentityKey, s, 2*FingerprintSize)
-	}
-	raw, err := hex.DecodeString(t)
+	h, err := trust.ParseKeyHash(s)
 	if err != nil {
-		return nil, fmt.Errorf("%w: fingerprint %q: %v", ErrBadIdentityKey, s, err)
+		return nil, fmt.Errorf("%w: fingerprint %q: %w", ErrBadIdentityKey, s, err)
 	}
-	return raw, nil
+	return h[:], nil
 }
 
 // pinnedDigest returns the raw digest of a pinned fingerprint given either

@@ -1,11 +1,15 @@
 package kex
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/atedb/atedb/proto"
+	"github.com/atedb/atedb/trust"
 )
 
 func TestIdentityRoundTrip(t *testing.T) {
@@ -139,6 +143,29 @@ func TestIdentityConcurrentUse(t *testing.T) {
 	for range 4 {
 		if err := <-errs; err != nil {
 			t.Fatalf("concurrent handshake: %v", err)
+		}
+	}
+}
+
+// TestIdentityIsTrustKey: identity algorithms are proto's key types, an
+// identity is a trust key, and its fingerprint is that key's hash.
+func TestIdentityIsTrustKey(t *testing.T) {
+	for _, alg := range allAlgs[1:] {
+		if got := proto.KeyType(alg).String(); got != alg.String() {
+			t.Errorf("IdentityAlg %d is %s, proto.KeyType %d is %s", alg, alg, alg, got)
+		}
+		id := testIdentity(t, alg, "trust")
+		k := id.Key()
+		if got := trust.FormatKeyHash(k.Hash()); got != id.Fingerprint() || got != Fingerprint(id.PublicKey()) {
+			t.Errorf("%v: key hash %s, fingerprint %s / %s", alg, got, id.Fingerprint(), Fingerprint(id.PublicKey()))
+		}
+		again := IdentityFromKey(k)
+		if !bytes.Equal(again.PublicKey(), id.PublicKey()) || again.Alg() != alg {
+			t.Errorf("%v: IdentityFromKey gives another identity", alg)
+		}
+		msg := []byte("transcript")
+		if !k.Public().Verify(msg, id.sign(msg)) || !alg.verify(k.Public().Bytes(), msg, k.Sign(msg)) {
+			t.Errorf("%v: identity and trust key signatures differ", alg)
 		}
 	}
 }

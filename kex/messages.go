@@ -113,7 +113,7 @@ func appendServerHelloTBS(dst []byte, size KeySize, kemPK []byte, id *Identity) 
 		return binary.LittleEndian.AppendUint16(dst, 0)
 	}
 	raw := id.pub[1:]
-	dst = append(dst, byte(id.alg))
+	dst = append(dst, id.pub[0])
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(raw)))
 	return append(dst, raw...)
 }

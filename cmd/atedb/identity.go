@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/atedb/atedb/kex"
+	"github.com/atedb/atedb/trust"
+	"github.com/atedb/atedb/trust/keyfile"
 )
 
 // maxIdentityFile bounds what is read from an identity file: an encoded
@@ -64,8 +66,10 @@ func loadOrCreateIdentity(path string, alg kex.IdentityAlg, wantAlg bool, log *s
 	return id, false, nil
 }
 
-// readIdentity reads and parses the identity file path. A missing file
-// gives an error matching fs.ErrNotExist.
+// readIdentity reads and parses the identity file path: the 33-byte binary
+// form it creates, or a private key file in trust's text format (atedb
+// keygen's, refused when others may access it). A missing file gives an
+// error matching fs.ErrNotExist.
 func readIdentity(path string, log *slog.Logger) (*kex.Identity, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -83,16 +87,28 @@ func readIdentity(path string, log *slog.Logger) (*kex.Identity, error) {
 		return nil, fmt.Errorf("--identity %s: not a regular file", path)
 	}
 	if st.Size() > maxIdentityFile {
-		return nil, fmt.Errorf("--identity %s: %d bytes; an identity key file holds %d", path, st.Size(), 1+kex.IdentitySeedSize)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		log.Warn("the server identity key file is readable by other users; it should have mode 0600",
-			"file", path, "mode", st.Mode().Perm().String())
+		return nil, fmt.Errorf("--identity %s: %d bytes; an identity key file holds %d, or is a private key file from atedb keygen", path, st.Size(), 1+kex.IdentitySeedSize)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxIdentityFile+1))
 	defer clear(b)
 	if err != nil {
 		return nil, fmt.Errorf("--identity %s: read: %w", path, err)
+	}
+	if len(b) != 1+kex.IdentitySeedSize {
+		// Not the binary form: a private key file from atedb keygen, whose
+		// mode is checked as for every key file of that format.
+		if err := keyfile.CheckPrivateMode(path, st.Mode()); err != nil {
+			return nil, fmt.Errorf("--identity: %w", err)
+		}
+		k, err := trust.ParsePrivateKeyText(b)
+		if err != nil {
+			return nil, fmt.Errorf("--identity %s: not a server identity key: %w", path, err)
+		}
+		return kex.IdentityFromKey(k), nil
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		log.Warn("the server identity key file is readable by other users; it should have mode 0600",
+			"file", path, "mode", st.Mode().Perm().String())
 	}
 	id, err := kex.ParseIdentity(b)
 	if err != nil {

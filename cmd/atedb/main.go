@@ -3,6 +3,7 @@
 //	atedb [global flags] solo [flags] [logs-path]   serve chains over TCP
 //	atedb [global flags] append URL                 append stdin lines as events
 //	atedb [global flags] tail URL [--from N] [--follow]
+//	atedb keygen [--type ed25519|ml-dsa-44|ml-dsa-65|ml-dsa-87] [-o FILE]   make a signing key pair
 //
 // Every flag can also be set through an environment variable named ATEDB_
 // followed by the flag name in upper case with '-' as '_' (ATEDB_PORT=5555,
@@ -127,6 +128,7 @@ func newRootCommand(r *rootConfig) *ffcli.Command {
 	// as appendCommand(r), tailCommand(r), works as well.
 	root.Subcommands = []*ffcli.Command{
 		soloCommand(r),
+		keygenCommand(r),
 	}
 	root.Subcommands = append(root.Subcommands, clientCommands(r)...)
 	return root

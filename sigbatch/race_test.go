@@ -1,0 +1,5 @@
+//go:build race
+
+package sigbatch
+
+const raceEnabled = true
