@@ -26,7 +26,7 @@ type stubAppend struct {
 	done  func(uint64, error)
 }
 
-func (l *stubLog) AppendAsync(payloads [][]byte, done func(uint64, error)) (uint64, error) {
+func (l *stubLog) Enqueue(payloads [][]byte, done func(uint64, error)) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	first := l.next
@@ -59,6 +59,7 @@ func (l *stubLog) Notify() <-chan struct{}                { return make(chan str
 func (l *stubLog) SeekTime(int64) (uint64, error)         { return 0, errors.New("stub") }
 func (l *stubLog) NewCursor(uint64) (chain.Cursor, error) { return nil, errors.New("stub") }
 func (l *stubLog) Err() error                             { return nil }
+func (l *stubLog) Commit(func() bool)                     {}
 func (l *stubLog) Close() error                           { return nil }
 
 // appendBench appends single-event batches of 1 KiB through one writer of

@@ -32,6 +32,10 @@ type Validator interface {
 type Writer struct {
 	Owner *Owner // the connection; lock owner and (later) proven keys
 
+	// idle, if set, reports whether the goroutine that calls Append for
+	// this writer has nothing else to do (see NewIdleWriter).
+	idle func() bool
+
 	failed atomic.Pointer[writerFailure]
 
 	// Results are delivered in the order the batches were given, whether
@@ -100,6 +104,15 @@ type writerFailure struct {
 // NewWriter returns a Writer owned by o.
 func NewWriter(o *Owner) *Writer { return &Writer{Owner: o} }
 
+// NewIdleWriter returns a Writer owned by o whose caller can tell, at each
+// Append, whether it has nothing else to do: idle is called on the
+// appending goroutine (netio passes "no other request is buffered on this
+// connection"). The chain's log may then commit the batch on that
+// goroutine when the log is quiet, so that a lone appender skips the
+// hand-off to the log's writer goroutine and back; whether it does is the
+// log's decision (see Log.Commit). idle must be cheap and must not block.
+func NewIdleWriter(o *Owner, idle func() bool) *Writer { return &Writer{Owner: o, idle: idle} }
+
 // Failed reports whether a batch of w has failed since the last Reset.
 func (w *Writer) Failed() bool { return w.failed.Load() != nil }
 
@@ -134,23 +147,6 @@ type AppendRequest struct {
 	// Seq is the writer's sequence number for this batch (for example the
 	// commit id); it only appears in the reason of later aborted batches.
 	Seq uint64
-	// Inline lets Append commit the batch on the caller's goroutine when
-	// the log is quiet (no commit running, the previous group a lone
-	// batch; see mmaplog's Log.Commit): Append then returns after the
-	// fdatasync, done already called, and the batch skips two goroutine
-	// hand-offs. Set it when the caller has nothing else to do meanwhile,
-	// e.g. the request was the last one read from its connection. Logs
-	// that cannot commit inline ignore it.
-	Inline bool
-}
-
-// inlineCommitter is implemented by logs that can commit on the caller's
-// goroutine: *mmaplog.Log through chain/mmapstore.
-type inlineCommitter interface {
-	// Enqueue is AppendAsync without starting the commit.
-	Enqueue(payloads [][]byte, done func(first uint64, err error)) (uint64, error)
-	// Commit commits what Enqueue queued, inline when the log is quiet.
-	Commit()
 }
 
 // Result is the outcome of one [Chain.Append]. If Err is nil the batch's
@@ -188,7 +184,6 @@ func (b *batch) logDone(first uint64, err error) { b.c.committed(b, first, err) 
 type Chain struct {
 	key Key
 	log Log
-	ic  inlineCommitter // log, when it can commit inline; nil otherwise
 	cfg *Config
 
 	// mu serializes appends: validation under the lock, dedup window,
@@ -225,7 +220,6 @@ func openChain(key Key, log Log, cfg *Config) (*Chain, error) {
 		locks: make(map[uint64]*Owner),
 		users: make(map[*Owner]int),
 	}
-	c.ic, _ = log.(inlineCommitter)
 	c.dedup.init(cfg.DedupWindow)
 	return c, nil
 }
@@ -344,9 +338,9 @@ func (c *Chain) Err() error {
 
 // Append validates req and appends it as one atomic batch. done is called
 // exactly once with the outcome: either before Append returns (refusals,
-// retries of durable events, and inline commits, see
-// AppendRequest.Inline), or later from the log's goroutine once the
-// batch is durable or has failed. done must not block. The results of one
+// retries of durable events, and batches the log committed on the
+// caller's goroutine, see NewIdleWriter), or later from the log's
+// goroutine once the batch is durable or has failed. done must not block. The results of one
 // Writer's batches are delivered in the order the batches were given to
 // Append (a refusal waits for the answers to the batches before it), and
 // batches given one after the other get increasing offsets.
@@ -361,9 +355,7 @@ func (c *Chain) Append(w *Writer, req AppendRequest, done func(Result)) {
 	switch {
 	case queued:
 		// c.committed reports the result, maybe from here: c.mu is free.
-		if c.ic != nil && req.Inline {
-			c.ic.Commit()
-		}
+		c.log.Commit(w.idle)
 	case res.Err != nil:
 		w.fail(req.Seq, res.Err.Reason)
 		w.complete(t, done, res)
@@ -494,11 +486,7 @@ func (c *Chain) append(w *Writer, t uint64, req AppendRequest, done func(Result)
 	c.pending = append(c.pending, b)
 	c.pmu.Unlock()
 	c.inflight.Add(1)
-	enqueue := c.log.AppendAsync
-	if c.ic != nil && req.Inline {
-		enqueue = c.ic.Enqueue // Append calls Commit once c.mu is released
-	}
-	first, err := enqueue(b.payloads, b.logDone)
+	first, err := c.log.Enqueue(b.payloads, b.logDone) // Append calls Commit once c.mu is released
 	if err != nil {
 		c.inflight.Done()
 		c.pmu.Lock()

@@ -11,17 +11,25 @@ type Record struct {
 // through the adapter in chain/mmapstore; chain/memlog is an in-memory
 // implementation for tests. All methods must be safe for concurrent use.
 type Log interface {
-	// AppendAsync assigns consecutive offsets to payloads, in call order,
-	// and returns the first at once. done is called exactly once, from a
-	// goroutine of the log, when the payloads are durable (err == nil) or
-	// will never be (err != nil): either the log is poisoned and every
-	// later call fails, or the error is temporary (it has a Temporary()
-	// bool method that returns true, as mmaplog's *UnavailableError), the
-	// batch and those queued behind it were not stored, and their offsets
-	// are assigned again to later appends. done must not block. The log owns payloads until done is
-	// called. An error returned by AppendAsync itself means nothing was
+	// Enqueue assigns consecutive offsets to payloads, in call order,
+	// and returns the first at once; the batch waits for Commit. done is
+	// called exactly once, from the goroutine that commits the batch, when
+	// the payloads are durable (err == nil) or will never be (err != nil):
+	// either the log is poisoned and every later call fails, or the error
+	// is temporary (it has a Temporary() bool method that returns true, as
+	// mmaplog's *UnavailableError), the batch and those queued behind it
+	// were not stored, and their offsets are assigned again to later
+	// appends. done must not block. The log owns payloads until done is
+	// called. An error returned by Enqueue itself means nothing was
 	// assigned and done will not be called.
-	AppendAsync(payloads [][]byte, done func(first uint64, err error)) (first uint64, err error)
+	Enqueue(payloads [][]byte, done func(first uint64, err error)) (first uint64, err error)
+	// Commit starts committing what Enqueue queued. Where is the log's
+	// decision: on the calling goroutine (done callbacks run before
+	// Commit returns) when the log is quiet and callerIdle, if not nil,
+	// reports that the caller has nothing else to do; otherwise on a
+	// goroutine of the log, Commit returning at once. The caller must
+	// hold no lock that a done callback takes.
+	Commit(callerIdle func() bool)
 	// Head returns the next offset to be acknowledged: every offset below
 	// it is durable and readable.
 	Head() uint64

@@ -52,7 +52,7 @@ func TestSyncErrorPoisons(t *testing.T) {
 				} else {
 					first, err = l.Enqueue(ps, func(_ uint64, err error) { done <- err })
 					if err == nil {
-						l.Commit()
+						l.Commit(callerIdle)
 					}
 				}
 				enqueued := err == nil
@@ -257,7 +257,7 @@ func powerLossTrial(t *testing.T, seed uint64) (st plStats) {
 						return
 					}
 					if inline {
-						l.Commit()
+						l.Commit(callerIdle)
 					}
 					if err := <-done; err != nil {
 						return

@@ -514,7 +514,7 @@ func TestCommitInline(t *testing.T) {
 			if err != nil || first != i {
 				t.Fatalf("Enqueue = %d, %v", first, err)
 			}
-			l.Commit()
+			l.Commit(callerIdle)
 			if !called {
 				t.Fatalf("batch %d not acknowledged when Commit returned", i)
 			}
@@ -529,6 +529,25 @@ func TestCommitInline(t *testing.T) {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
+	})
+	t.Run("busy caller", func(t *testing.T) {
+		// A quiet log, but the caller has more work (nil probe, or one
+		// that says so): the writer goroutine commits, never the caller.
+		l := openT(t, t.TempDir(), Options{SegmentSize: 64 << 10, MaxRecordSize: 1 << 10})
+		done := make(chan error, 1)
+		for i, probe := range []func() bool{nil, func() bool { return false }, nil} {
+			if _, err := l.Enqueue([][]byte{payloadFor(uint64(i), 10)}, func(_ uint64, err error) { done <- err }); err != nil {
+				t.Fatal(err)
+			}
+			l.Commit(probe)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st := l.Stats(); st.InlineCommits != 0 || st.Appends != 3 {
+			t.Fatalf("stats %+v: want 3 appends committed by the writer, none inline", st)
+		}
+		l.Close()
 	})
 	t.Run("after a group", func(t *testing.T) {
 		l := openT(t, t.TempDir(), Options{SegmentSize: 64 << 10, MaxRecordSize: 1 << 10})
@@ -555,7 +574,7 @@ func TestCommitInline(t *testing.T) {
 		if _, err := l.Enqueue([][]byte{payloadFor(2, 10)}, cb); err != nil {
 			t.Fatal(err)
 		}
-		l.Commit() // the previous group held 2: the writer commits
+		l.Commit(callerIdle) // the previous group held 2: the writer commits
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
@@ -571,7 +590,7 @@ func TestCommitInline(t *testing.T) {
 			if _, err := l.Enqueue([][]byte{payloadFor(i, 10)}, func(_ uint64, err error) { done <- err }); err != nil {
 				t.Fatal(err)
 			}
-			l.Commit()
+			l.Commit(callerIdle)
 			if err := <-done; err != nil {
 				t.Fatal(err)
 			}
@@ -626,7 +645,7 @@ func TestCommitInline(t *testing.T) {
 						_, err = l.AppendAsync(p, cb)
 					} else {
 						if _, err = l.Enqueue(p, cb); err == nil {
-							l.Commit()
+							l.Commit(callerIdle)
 						}
 					}
 					if err != nil {

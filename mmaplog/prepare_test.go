@@ -135,7 +135,7 @@ func TestRetryableFailureFailsQueuedBatches(t *testing.T) {
 			t.Fatalf("Enqueue %d: %v", i, err)
 		}
 	}
-	l.Commit()
+	l.Commit(callerIdle)
 	var ok, unavailable int
 	for range 20 {
 		switch err := <-errs; {

@@ -86,19 +86,26 @@ func (l *Log) commitGroup(bs []batch) {
 	l.mu.Unlock()
 }
 
-// Commit makes sure the batches queued by Enqueue get committed. When the
-// log is quiet (SyncAlways, no group being committed, and the previous
-// group held a single batch) it commits the queue itself, on the calling
-// goroutine: done callbacks run there, before Commit returns, after the
-// fdatasync. A lone appender, such as a client waiting for each
-// confirmation, then pays no hand-off to the writer goroutine and back
-// (measured here: about 15 µs of wake-up latency per append). Otherwise,
-// or when the log is closing, it wakes the writer goroutine and returns at
-// once: under concurrency the writer's group commit gathers more.
+// Commit makes sure the batches queued by Enqueue get committed, and
+// decides where. When the log is quiet (SyncAlways, no group being
+// committed, and the previous group held a single batch) and the caller
+// says it has nothing else to do (callerIdle, if not nil, returns true),
+// it commits the queue itself, on the calling goroutine: done callbacks run
+// there, before Commit returns, after the fdatasync. A lone appender, such
+// as a client waiting for each confirmation, then pays no hand-off to the
+// writer goroutine and back (measured here: about 15 µs of wake-up latency
+// per append). Otherwise, or when the log is closing, it wakes the writer
+// goroutine and returns at once: under concurrency the writer's group
+// commit gathers more, and a caller with more work queued (a connection
+// with further requests buffered) must not wait for an fdatasync that
+// would commit its batches one at a time.
 //
-// The caller must hold no lock that a done callback takes, and must accept
-// to wait for an fdatasync.
-func (l *Log) Commit() {
+// The caller must hold no lock that a done callback takes.
+func (l *Log) Commit(callerIdle func() bool) {
+	if callerIdle == nil || !callerIdle() {
+		l.wakeWriter()
+		return
+	}
 	l.mu.Lock()
 	if l.committing || l.closing || len(l.pending) == 0 || !l.lone || l.opts.Sync != SyncAlways {
 		l.mu.Unlock()

@@ -161,7 +161,7 @@ func (c *conn) openChannel0(key *chain.Key) {
 		c.reply(&proto.Error{Channel: 0, Request: proto.TypeOpen, Code: openCode(err), Reason: err.Error()})
 		return
 	}
-	c.channels[0] = &channel{id: 0, h: h, w: chain.NewWriter(&c.owner)}
+	c.channels[0] = &channel{id: 0, h: h, w: chain.NewIdleWriter(&c.owner, c.readDrained)}
 	c.reply(&proto.Opened{Channel: 0})
 }
 
@@ -192,7 +192,7 @@ func (c *conn) open(m proto.Open) {
 		c.reply(&proto.Error{Channel: m.Channel, Request: proto.TypeOpen, Code: openCode(err), Reason: err.Error()})
 		return
 	}
-	c.channels[m.Channel] = &channel{id: m.Channel, h: h, w: chain.NewWriter(&c.owner)}
+	c.channels[m.Channel] = &channel{id: m.Channel, h: h, w: chain.NewIdleWriter(&c.owner, c.readDrained)}
 	c.reply(&proto.Opened{Channel: m.Channel})
 }
 
@@ -477,7 +477,7 @@ func (c *conn) append(m *proto.Append) {
 			<-c.slots
 		}
 	}()
-	ch.h.Append(ch.w, chain.AppendRequest{Events: m.Events, Expect: m.ExpectedNext, HasExpect: m.HasCondition, Seq: id, Inline: inline},
+	ch.h.Append(ch.w, chain.AppendRequest{Events: m.Events, Expect: m.ExpectedNext, HasExpect: m.HasCondition, Seq: id},
 		func(r chain.Result) {
 			if r.Err != nil {
 				c.reply(&proto.CommitError{Channel: chID, CommitID: id, Code: commitCode(r.Err.Code),
@@ -492,11 +492,12 @@ func (c *conn) append(m *proto.Append) {
 }
 
 // readDrained reports whether the request being handled was the last one
-// the connection had read: the reader would now wait on the socket, so it
-// may as well commit an append itself when the chain's log is quiet
-// (chain.AppendRequest.Inline) and spare the lone appender two goroutine
-// hand-offs. With more requests buffered it must not: they would wait for
-// the fdatasync, and the log's writer groups them better.
+// the connection had read: the reader would now wait on the socket. The
+// appends of a drained reader defer their replies, to hand them to the
+// socket writer with one wake-up; and it is the idle probe of the
+// connection's chain writers (chain.NewIdleWriter): with more requests
+// buffered the reader must not wait for an fdatasync, which would commit
+// them one at a time.
 func (c *conn) readDrained() bool {
 	// c.stream is under the session on sealed connections too: its
 	// buffer holds the sealed frames not yet read.

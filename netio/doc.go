@@ -81,11 +81,12 @@
 // exactly repeats stored events at consecutive offsets is confirmed with
 // their original offsets.
 //
-// An Append that is the last request the reader has buffered is handed to
-// the chain with [chain.AppendRequest.Inline]: when the chain's log is
-// quiet (a lone appender) the reader commits it itself, sparing the
-// hand-off to the log's writer goroutine, and the replies queued meanwhile
-// (the Confirmed among them) wake the connection's writer once. The reader then waits for that
+// Each channel appends through a chain writer whose idle probe is "the
+// reader has no other request buffered" ([chain.NewIdleWriter]). Whether an
+// append then commits on the reader is the log's decision: it does when
+// the log is quiet (a lone appender), sparing the hand-off to the log's
+// writer goroutine, and the replies queued meanwhile (the Confirmed among
+// them) wake the connection's writer once. The reader then waits for that
 // fdatasync before reading the connection's next request; with requests
 // buffered, or under concurrency, appends go through the log's writer and
 // its group commit as usual.

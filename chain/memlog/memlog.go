@@ -4,7 +4,8 @@
 // poison the log, or count what it did.
 //
 //	l := memlog.New(memlog.Options{})
-//	first, err := l.AppendAsync([][]byte{[]byte("e")}, func(first uint64, err error) { ... })
+//	first, err := l.Enqueue([][]byte{[]byte("e")}, func(first uint64, err error) { ... })
+//	l.Commit(nil)
 //
 // Records start at offset 0. Nothing is persisted.
 package memlog
@@ -74,8 +75,27 @@ func New(opts Options) *Log {
 	return l
 }
 
-// AppendAsync implements chain.Log. It copies payloads before returning.
+// AppendAsync is Enqueue followed by Commit(nil).
 func (l *Log) AppendAsync(payloads [][]byte, done func(first uint64, err error)) (uint64, error) {
+	first, err := l.Enqueue(payloads, done)
+	if err == nil {
+		l.Commit(nil)
+	}
+	return first, err
+}
+
+// Commit implements chain.Log: the writer goroutine commits what Enqueue
+// queued (memlog never commits on the caller's goroutine).
+func (l *Log) Commit(func() bool) {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Enqueue implements chain.Log. It copies payloads before returning; the
+// batch waits for Commit.
+func (l *Log) Enqueue(payloads [][]byte, done func(first uint64, err error)) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -90,10 +110,6 @@ func (l *Log) AppendAsync(payloads [][]byte, done func(first uint64, err error))
 		l.recs = append(l.recs, chain.Record{Offset: first + uint64(i), Time: now, Payload: append([]byte(nil), p...)})
 	}
 	l.queue = append(l.queue, pending{first: first, n: len(payloads), done: done})
-	select {
-	case l.kick <- struct{}{}:
-	default:
-	}
 	return first, nil
 }
 

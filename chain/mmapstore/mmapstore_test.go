@@ -180,10 +180,11 @@ func TestRealLogAcrossRestart(t *testing.T) {
 	}
 }
 
-// TestInlineAppend checks AppendRequest.Inline on the real log: a lone
-// appender's batch is confirmed before Append returns (committed on the
-// caller's goroutine), and concurrent inline appenders, mixed with plain
-// ones, all get their confirmations with dense, distinct offsets.
+// TestInlineAppend checks the log's inline commits through the chain: a
+// lone appender whose writer says it is idle (chain.NewIdleWriter) gets its
+// batch confirmed before Append returns (committed on the caller's
+// goroutine), and concurrent idle appenders, mixed with plain ones, all get
+// their confirmations with dense, distinct offsets.
 func TestInlineAppend(t *testing.T) {
 	root := t.TempDir()
 	key, _ := chain.ParseKey("real/inline")
@@ -195,10 +196,11 @@ func TestInlineAppend(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Release()
-	w := chain.NewWriter(o)
+	idle := func() bool { return true }
+	w := chain.NewIdleWriter(o, idle)
 	for i := range 10 {
 		var got *chain.Result
-		h.Append(w, chain.AppendRequest{Events: events(fmt.Sprintf("lone%d", i), 2), Inline: true},
+		h.Append(w, chain.AppendRequest{Events: events(fmt.Sprintf("lone%d", i), 2)},
 			func(r chain.Result) { got = &r }) // a plain write: -race checks it is on this goroutine
 		if got == nil {
 			t.Fatalf("inline append %d: not confirmed when Append returned", i)
@@ -214,8 +216,11 @@ func TestInlineAppend(t *testing.T) {
 		go func() {
 			defer func() { done <- struct{}{} }()
 			w := chain.NewWriter(o)
+			if a%2 == 0 {
+				w = chain.NewIdleWriter(o, idle)
+			}
 			for i := range each {
-				res := appendWait(t, h, w, chain.AppendRequest{Events: events(fmt.Sprintf("c%d-%d", a, i), 1), Inline: a%2 == 0})
+				res := appendWait(t, h, w, chain.AppendRequest{Events: events(fmt.Sprintf("c%d-%d", a, i), 1)})
 				if res.Err != nil {
 					t.Errorf("appender %d: %v", a, res.Err)
 					return
