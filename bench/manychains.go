@@ -27,6 +27,11 @@ const (
 	activeSegment = 256 << 10
 	// diskSegment is the segment size of the 100,000 chains on disk.
 	diskSegment = 16 << 10
+	// maxBatchEvents bounds a batch's events so that a batch of
+	// segment/4 bytes fits a small segment with its record headers (atedb
+	// solo refuses segment sizes that cannot hold its largest batch); the
+	// workload appends one event at a time.
+	maxBatchEvents = 256
 	// maxOpenMeasured bounds the chains opened (and kept open, idle) in the
 	// open-on-demand phase; fewer are opened if the server's memory nears
 	// -max-server-rss.
@@ -81,7 +86,7 @@ func runManyChains(ctx context.Context, rc *runCtx) harness.Result {
 		defer acancel(nil)
 		srvA, err := rc.replaceServer(actx, "active", rc.it.p.Sync,
 			"--segment-size", fmt.Sprint(activeSegment), "--max-batch-bytes", fmt.Sprint(activeSegment/4),
-			"--max-channels", fmt.Sprint(max(perConn, 64)))
+			"--max-batch-events", fmt.Sprint(maxBatchEvents), "--max-channels", fmt.Sprint(max(perConn, 64)))
 		if err != nil {
 			return fmt.Errorf("start server: %w", err)
 		}
@@ -120,7 +125,7 @@ func runManyChains(ctx context.Context, rc *runCtx) harness.Result {
 	// Phase B: create the chains on a server that closes idle chains at
 	// once (set-up only), then open some on a fresh process.
 	if _, err := rc.replaceServer(ctx, "disk", "interval",
-		"--segment-size", fmt.Sprint(diskSegment), "--max-batch-bytes", fmt.Sprint(diskSegment/4),
+		"--segment-size", fmt.Sprint(diskSegment), "--max-batch-bytes", fmt.Sprint(diskSegment/4), "--max-batch-events", fmt.Sprint(maxBatchEvents),
 		"--idle-close", "1s", "--max-channels", "64", "--dedup-window", "16"); err != nil {
 		return fail("start server: %v", err)
 	}
@@ -137,7 +142,7 @@ func runManyChains(ctx context.Context, rc *runCtx) harness.Result {
 	cfg := rc.srv.cfg
 	cfg.sync = p.Sync
 	cfg.extra = append(slices.Clone(rc.bf.serverArg), "--segment-size", fmt.Sprint(diskSegment),
-		"--max-batch-bytes", fmt.Sprint(diskSegment/4), "--max-channels", fmt.Sprint(channelsPerConn))
+		"--max-batch-bytes", fmt.Sprint(diskSegment/4), "--max-batch-events", fmt.Sprint(maxBatchEvents), "--max-channels", fmt.Sprint(channelsPerConn))
 	srvB, err := startServer(ctx, cfg)
 	if err != nil {
 		return fail("restart: %v", err)
@@ -155,7 +160,7 @@ func runManyChains(ctx context.Context, rc *runCtx) harness.Result {
 	r.SetExtra("opened_idle_chains", float64(op.opened))
 	r.SetExtra("bytes_per_idle_chain", op.bytesPerChain)
 	r.SetExtra("fds_per_idle_chain", op.fdsPerChain)
-	r.Note = fmt.Sprintf("server flags: --segment-size %d --max-batch-bytes %d --max-channels %d for the active chains; --segment-size %d --max-batch-bytes %d for the chains on disk (created with --sync interval --idle-close 1s --dedup-window 16, opened with the defaults)",
+	r.Note = fmt.Sprintf("server flags: --segment-size %d --max-batch-bytes %d --max-batch-events 256 --max-channels %d for the active chains; --segment-size %d --max-batch-bytes %d --max-batch-events 256 for the chains on disk (created with --sync interval --idle-close 1s --dedup-window 16, opened with the defaults)",
 		activeSegment, activeSegment/4, max(perConn, 64), diskSegment, diskSegment/4)
 	if phaseErr != nil {
 		r.Error = phaseErr.Error()
