@@ -599,8 +599,11 @@ func TestLocksOwnedByConnection(t *testing.T) {
 	ha2 := acquire(t, r, "c", a) // a second channel of the same connection
 	hb := acquire(t, r, "c", b)
 	defer hb.Release()
-	if !ha.Lock(a, 7) || !ha.Lock(a, 7) {
-		t.Fatal("a cannot take (or retake) a free lock")
+	if !ha.Lock(a, 7) {
+		t.Fatal("a cannot take a free lock")
+	}
+	if !ha2.Lock(a, 7) {
+		t.Fatal("a cannot retake its lock through its second channel")
 	}
 	if hb.Lock(b, 7) {
 		t.Fatal("b took a's lock")

@@ -474,10 +474,3 @@ func (cn *conn) handleChunk(d *dispatcher, ch *rxChunk) error {
 	}
 	return nil
 }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}

@@ -2,7 +2,6 @@ package client
 
 import (
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -645,5 +644,3 @@ func rawEvent(t *testing.T, data string) []byte {
 	}
 	return b
 }
-
-var errTimeout = errors.New("timed out")

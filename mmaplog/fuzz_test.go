@@ -34,7 +34,7 @@ func FuzzOpen(f *testing.F) {
 		mem := vfs.NewMem()
 		mem.MkdirAll("/log")
 		size := max(int64(MinSegmentSize), segHeaderSize+int64(len(body)))
-		file, err := mem.Create("/log/" + segmentName(0))
+		file, err := mem.Create(segPath("/log", 0))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -131,16 +130,6 @@ func listDir(t testing.TB, fs vfs.FS, dir string) []string {
 		t.Fatalf("List: %v", err)
 	}
 	return names
-}
-
-// osFileBytes reads a file of the real file system.
-func osFileBytes(t testing.TB, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func segPath(dir string, first uint64) string { return filepath.Join(dir, segmentName(first)) }

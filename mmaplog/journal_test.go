@@ -346,7 +346,7 @@ func crashWithJournal(t *testing.T, n int) *vfs.MemFS {
 // or was replaced, or a damaged record that a later durable one vouches
 // for, makes OpenJournal fail with journal.ErrCorrupt and change nothing.
 func TestJournalRefusesUnsafeReplay(t *testing.T) {
-	seg := "/r/a/" + segmentName(0)
+	seg := segPath("/r/a", 0)
 	cases := []struct {
 		name   string
 		damage func(t *testing.T, fs *vfs.MemFS)

@@ -501,7 +501,8 @@ func TestE2EKill9UnderLoad(t *testing.T) {
 	srv.kill9()
 	before := count()
 	time.Sleep(100 * time.Millisecond) // writers see the connection drop and keep queueing
-	srv = startSolo(t, "127.0.0.1", srv.port, dir)
+	// The same port, so the clients reconnect; t.Cleanup stops it.
+	startSolo(t, "127.0.0.1", srv.port, dir)
 	waitFor(before+1000, "after the restart")
 	close(stop)
 	wg.Wait()

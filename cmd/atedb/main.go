@@ -112,7 +112,7 @@ func newRootCommand(r *rootConfig) *ffcli.Command {
 
 	root := &ffcli.Command{
 		Name:       "atedb",
-		ShortUsage: "atedb [global flags] <subcommand> [flags] [args]",
+		ShortUsage: "atedb [global flags] <subcommand> [flags] [args]\n  atedb --version | -V",
 		ShortHelp:  "atedb is a redo-log server: durable chains of events, replayed to every subscriber",
 		FlagSet:    fs,
 		Options: []ff.Option{
@@ -174,6 +174,10 @@ func (r *rootConfig) resolve() error {
 
 // run parses args and runs the selected command; it returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if wantsVersion(args) {
+		printVersion(stdout)
+		return 0
+	}
 	r := &rootConfig{Stdin: stdin, Stdout: stdout, Stderr: stderr}
 	root := newRootCommand(r)
 	if err := root.Parse(args); err != nil {

@@ -42,14 +42,14 @@ func init() {
 	if addr == "" {
 		return
 	}
-	if err := runEchoChild(addr); err != nil {
-		fmt.Fprintln(os.Stderr, "echo child:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
+	// The parent ends the child with SIGKILL: runEchoChild returning at
+	// all is a failure.
+	fmt.Fprintln(os.Stderr, "echo child:", runEchoChild(addr))
+	os.Exit(1)
 }
 
-// runEchoChild is the echo server process.
+// runEchoChild is the echo server process. It serves until the process is
+// killed and returns only the error that stopped it listening or accepting.
 func runEchoChild(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
