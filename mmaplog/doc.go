@@ -19,11 +19,12 @@
 // atomic, also across crashes. Close leaves a head mark, and Open refuses a
 // log found shorter than it (docs/STORAGE.md §15).
 //
-// [Log.Enqueue] followed by [Log.Commit] lets a caller with nothing else to
-// do commit on its own goroutine when the log is quiet (no commit running,
-// the previous group a lone batch): a lone appender then skips the hand-off
-// to the writer goroutine and back. Under concurrency Commit only wakes the
-// writer, whose groups gather more.
+// [Log.Enqueue] followed by [Log.Commit] lets the log commit on the
+// caller's goroutine when it is quiet (no commit running, the previous group
+// a lone batch) and the caller's probe says it has nothing else to do: a
+// lone appender then skips the hand-off to the writer goroutine and back.
+// Under concurrency, or for a busy caller, Commit only wakes the writer,
+// whose groups gather more.
 //
 // # Many logs: the commit journal
 //
