@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/atedb/atedb/internal/vfs"
 )
@@ -53,6 +54,9 @@ func TestActiveSegmentVanishesUnderLog(t *testing.T) {
 			l := openT(t, dir, Options{})
 			appendN(t, l, 0, 20, 2)
 			damage(t, segPath(dir, 0))
+			// Group commits check the active segment at most every
+			// activeCheckEvery: the next one after that must.
+			time.Sleep(activeCheckEvery)
 			_, err := l.Append([][]byte{payloadFor(20, 10)})
 			ce, ok := isCorrupt(err)
 			if !ok || ce.Segment != segmentName(0) {

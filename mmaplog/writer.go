@@ -28,6 +28,7 @@ type writerState struct {
 	requested bool  // the next segment was asked of the background goroutine
 	buf       []byte
 	spare     []batch
+	nextCheck time.Time // checkActive's next check at a group commit
 }
 
 // run is the writer goroutine: it takes every pending batch and commits the
@@ -175,7 +176,7 @@ func (l *Log) syncInterval() {
 	}
 	err := l.datasync()
 	if err == nil {
-		err = l.checkActive()
+		err = l.checkActive(true)
 	}
 	if err != nil {
 		l.poison(err)
@@ -317,7 +318,7 @@ func (l *Log) commit(bs []batch) {
 			err = l.datasync()
 		}
 		if err == nil {
-			err = l.checkActive()
+			err = l.checkActive(false)
 		}
 		if err != nil {
 			l.fail(bs[acked:], err)
