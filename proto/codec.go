@@ -317,10 +317,3 @@ func checkString(msg, field, s string) error {
 	}
 	return nil
 }
-
-func checkCode(msg, field string, c ErrorCode) error {
-	if !c.Valid() {
-		return &EncodeError{Msg: msg, Field: field, Reason: fmt.Sprintf("unknown error code %d", c)}
-	}
-	return nil
-}

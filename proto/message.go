@@ -225,9 +225,8 @@ func encErr(t MsgType, field, reason string) error {
 
 // reasonOK checks the rule "a reason accompanies a failure code only".
 func checkReason(t MsgType, c ErrorCode, reason string, failureOnly bool) error {
-	if err := checkCode(t.String(), "code", c); err != nil {
-		return err
-	}
+	// Any code encodes, defined by this version or not: codes are
+	// open-ended (PROTOCOL.md §4), and what decodes must re-encode.
 	if failureOnly && c == CodeOK {
 		return encErr(t, "code", "must not be ok")
 	}
