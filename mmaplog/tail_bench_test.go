@@ -58,26 +58,7 @@ func BenchmarkCursorReadOwn(b *testing.B) {
 	}
 	buf := make([]Record, 0, 1024)
 	var total int64
-	readAll := func() {
-		c, err := l.NewCursor(0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		total = 0
-		for {
-			recs, err := c.Next(buf, 1<<20)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if len(recs) == 0 {
-				break
-			}
-			for i := range recs {
-				total += int64(len(recs[i].Payload))
-			}
-		}
-		c.Close()
-	}
+	readAll := func() { total = readAllPayloads(b, l, buf) }
 	readAll()
 	b.SetBytes(total)
 	b.ReportAllocs()
