@@ -228,11 +228,18 @@ func (r *Root) Open(rel string) (*mmaplog.Log, error) {
 	if err := r.checkNoLinks(rel); err != nil {
 		return nil, err
 	}
-	created, err := vfs.MkdirDurable(r.fs, dir)
-	var l *mmaplog.Log
-	if err == nil {
-		l, err = mmaplog.Open(dir, r.logOpts)
+	// A new log: its missing parents are created here, durably; the log's
+	// own directory by mmaplog.Open, which also syncs its parent (so an
+	// existing log's open costs one directory fsync, not two).
+	var created []string
+	if _, err := r.fs.Stat(dir); errors.Is(err, iofs.ErrNotExist) {
+		if created, err = vfs.MkdirDurable(r.fs, filepath.Dir(dir)); err != nil {
+			r.removeEmpty(created)
+			return nil, fmt.Errorf("store: create %s: %w", rel, err)
+		}
+		created = append([]string{dir}, created...)
 	}
+	l, err := mmaplog.Open(dir, r.logOpts)
 	if err != nil {
 		r.removeEmpty(created)
 		return nil, err

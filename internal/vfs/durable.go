@@ -97,10 +97,11 @@ func MkdirDurable(fs FS, dir string) (created []string, err error) {
 	dir = filepath.Clean(dir)
 	parents := []string{filepath.Dir(dir)}
 	for d := dir; ; {
-		if _, err := fs.List(d); err == nil {
+		// Stat, not List: a parent may hold many thousands of entries.
+		if _, err := fs.Stat(d); err == nil {
 			break
 		} else if !errors.Is(err, iofs.ErrNotExist) {
-			return nil, fmt.Errorf("list %s: %w", d, err)
+			return nil, fmt.Errorf("stat %s: %w", d, err)
 		}
 		created = append(created, d)
 		p := filepath.Dir(d)
